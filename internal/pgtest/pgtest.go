@@ -1,0 +1,206 @@
+// Package pgtest gives tests a private PostgreSQL database.
+//
+// Two ways in:
+//
+//   - [Database] creates a fresh database on the server named by
+//     LPSEC_TEST_DATABASE_URL (set by scripts/with-postgres.sh and so by
+//     `make test`) and drops it when the test ends, so packages and tests can
+//     run in parallel. Without the variable the test is skipped with a message
+//     saying how to enable it.
+//   - [StartCluster] starts a throwaway cluster of the test's own, for tests
+//     that must stop and restart the server (fail-closed behaviour).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+// EnvURL is the variable naming the test server.
+const EnvURL = "LPSEC_TEST_DATABASE_URL"
+
+// SkipMessage says how to enable PostgreSQL-backed tests.
+const SkipMessage = "PostgreSQL tests skipped: set " + EnvURL + " or run them through scripts/with-postgres.sh (make test does)"
+
+// Database creates an empty database for this test and returns its URL.
+// It is dropped in t.Cleanup.
+func Database(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvURL)
+	if base == "" {
+		t.Skip(SkipMessage)
+	}
+	return createDatabase(t, base)
+}
+
+// Open is Database followed by sql.Open with the pgx driver; the handle is
+// closed in t.Cleanup before the database is dropped.
+func Open(t testing.TB) *sql.DB {
+	t.Helper()
+	u := Database(t)
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func createDatabase(t testing.TB, base string) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("pgtest: open %s: %v", EnvURL, err)
+	}
+	defer admin.Close()
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "lpsec_test_" + hex.EncodeToString(rnd[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer a.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = a.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("pgtest: %s is not a URL: %v", EnvURL, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Cluster is a throwaway PostgreSQL cluster owned by one test.
+type Cluster struct {
+	t      testing.TB
+	bin    string
+	dir    string
+	port   int
+	asUser []string
+	// URL connects to the cluster's "postgres" database.
+	URL string
+}
+
+func findBin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Dir(r), nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "pg_ctl")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("initdb not found (install the Debian postgresql package)")
+}
+
+// StartCluster starts a cluster in a temp dir on 127.0.0.1 and stops and
+// removes it in t.Cleanup. As root it runs as the postgres user. The test is
+// skipped when no PostgreSQL binaries are installed, unless CI is set, where
+// that is a failure.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := findBin()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("pgtest: %v", err)
+		}
+		t.Skipf("PostgreSQL cluster tests skipped: %v", err)
+	}
+	c := &Cluster{t: t, bin: bin}
+	dir, err := os.MkdirTemp("", "lpsec-pgc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dir = dir
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Geteuid() == 0 {
+		pg, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("PostgreSQL cluster tests skipped: running as root and no postgres user: %v", err)
+		}
+		uid, _ := strconv.Atoi(pg.Uid)
+		gid, _ := strconv.Atoi(pg.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		c.asUser = []string{"runuser", "-u", "postgres", "--"}
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c.run("initdb", "-D", c.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	c.Start()
+	t.Cleanup(func() {
+		cmd := c.cmd("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop")
+		_ = cmd.Run()
+	})
+	return c
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
+
+func (c *Cluster) cmd(tool string, args ...string) *exec.Cmd {
+	argv := append(append([]string{}, c.asUser...), filepath.Join(c.bin, tool))
+	argv = append(argv, args...)
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+func (c *Cluster) run(tool string, args ...string) {
+	c.t.Helper()
+	out, err := c.cmd(tool, args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("pgtest: %s %s: %v\n%s", tool, strings.Join(args, " "), err, out)
+	}
+}
+
+// Start starts (or restarts) the server and waits until it accepts connections.
+func (c *Cluster) Start() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60",
+		"-o", fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off", c.port, c.dir),
+		"start")
+}
+
+// Stop stops the server at once, dropping open connections.
+func (c *Cluster) Stop() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop")
+}

@@ -1,0 +1,2 @@
+// Package report is part of lpsec. Its documentation is filled in as the package lands.
+package report
