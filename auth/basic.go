@@ -1,0 +1,406 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Basic checks HTTP Basic credentials against a set of [Users]. It is safe
+// for concurrent use; [Basic.SetUsers] replaces the users while requests
+// are being checked.
+type Basic struct {
+	realm   string
+	logger  *slog.Logger
+	proxies []netip.Prefix
+
+	minBcrypt     int
+	minArgon2Work uint64 // KiB × passes
+
+	slots    chan struct{} // one per hash computation allowed at once
+	queue    int64         // callers allowed to wait for a slot
+	waiting  atomic.Int64
+	overload time.Duration // Retry-After when overloaded
+
+	cache     *successCache // nil: disabled
+	limiter   *limiter      // nil: disabled
+	dummySeed maphash.Seed
+
+	users atomic.Pointer[userSet]
+
+	// Seams for tests: the clock, and a hook called with the work of
+	// every hash computation, inside the concurrency slot.
+	now    func() time.Time
+	onHash func(work string)
+}
+
+type userSet struct {
+	byName map[string]*credential
+	// dummies[i] has the work of the i-th user's hash; an unknown name is
+	// checked against the one its keyed hash picks.
+	dummies []*credential
+}
+
+// Option configures [NewBasic].
+type Option func(*Basic) error
+
+// WithRealm sets the realm sent in the WWW-Authenticate challenge
+// (default "lpsec"). It must be printable ASCII without quotes or
+// backslashes, so that it needs no escaping.
+func WithRealm(realm string) Option {
+	return func(b *Basic) error {
+		if realm == "" || len(realm) > 128 {
+			return fmt.Errorf("auth: realm must be 1 to 128 bytes")
+		}
+		for i := 0; i < len(realm); i++ {
+			if c := realm[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				return fmt.Errorf("auth: realm must be printable ASCII without quotes or backslashes")
+			}
+		}
+		b.realm = realm
+		return nil
+	}
+}
+
+// WithLogger sends security events to logger: records with event
+// "basicauth_authn_success" or "basicauth_authn_failed" and, on failure, a
+// reason ("user_not_found", "bad_password", "malformed_header",
+// "throttled", "overloaded"). Records carry the user name only when the
+// user exists (an unknown name is often a password typed in the wrong
+// field) and never a password. By default events are discarded.
+func WithLogger(logger *slog.Logger) Option {
+	return func(b *Basic) error {
+		if logger == nil {
+			return fmt.Errorf("auth: nil logger")
+		}
+		b.logger = logger
+		return nil
+	}
+}
+
+// WithMinimumCost sets the minimum cost a stored hash must have: the
+// bcrypt cost, and for argon2id a memory in KiB and a number of passes
+// whose product the hash's memory × passes must reach. The defaults are
+// 10, 19456 and 2. Lower them only in tests.
+func WithMinimumCost(bcryptCost int, argon2idMemoryKiB, argon2idPasses uint32) Option {
+	return func(b *Basic) error {
+		if bcryptCost < minBcryptCostHard || bcryptCost > maxBcryptCost {
+			return fmt.Errorf("%w: minimum bcrypt cost %d outside [%d, %d]", ErrHashCost, bcryptCost, minBcryptCostHard, maxBcryptCost)
+		}
+		b.minBcrypt = bcryptCost
+		b.minArgon2Work = uint64(argon2idMemoryKiB) * uint64(argon2idPasses)
+		return nil
+	}
+}
+
+// WithConcurrency allows at most hashes password hashes to be computed at
+// once (default GOMAXPROCS) and at most queue callers to wait for one
+// (default 4 × hashes). A caller beyond the queue is refused at once with
+// ErrOverloaded (the middleware answers 503 with Retry-After) instead of
+// piling up; a waiting caller gives up when its context is done.
+func WithConcurrency(hashes, queue int) Option {
+	return func(b *Basic) error {
+		if hashes < 1 || queue < 0 {
+			return fmt.Errorf("auth: concurrency needs hashes >= 1 and queue >= 0")
+		}
+		b.slots = make(chan struct{}, hashes)
+		b.queue = int64(queue)
+		return nil
+	}
+}
+
+// WithCache sets the success cache: a correct user and password are
+// remembered for ttl, at most size of them (default 1 minute, 1024). Zero
+// for either disables the cache. Failures are never cached; replacing the
+// users empties it.
+func WithCache(ttl time.Duration, size int) Option {
+	return func(b *Basic) error {
+		if ttl < 0 || size < 0 {
+			return fmt.Errorf("auth: negative cache ttl or size")
+		}
+		if ttl == 0 || size == 0 {
+			b.cache = nil
+			return nil
+		}
+		b.cache = newSuccessCache(ttl, size)
+		return nil
+	}
+}
+
+// WithThrottle limits failed attempts, separately per user name and per
+// client address (IPv4 address or IPv6 /64): burst failures, then one more
+// per interval. An attempt over the limit is refused with ErrThrottled
+// before any hash is computed (the middleware answers 429 with
+// Retry-After). Off by default. Note that it lets anyone who knows a user
+// name lock that user out for as long as they keep failing.
+func WithThrottle(burst int, interval time.Duration) Option {
+	return func(b *Basic) error {
+		if burst < 1 || interval <= 0 {
+			return fmt.Errorf("auth: throttle needs burst >= 1 and interval > 0")
+		}
+		b.limiter = newLimiter(burst, interval)
+		return nil
+	}
+}
+
+// WithTrustedProxies makes the middleware believe X-Forwarded-For when the
+// request comes from one of these networks: the client address is then
+// the right-most hop outside them. From any other peer the header is
+// ignored, since anyone can send it.
+func WithTrustedProxies(networks ...netip.Prefix) Option {
+	return func(b *Basic) error {
+		for _, p := range networks {
+			if !p.IsValid() {
+				return fmt.Errorf("auth: invalid trusted proxy network")
+			}
+			b.proxies = append(b.proxies, p.Masked())
+		}
+		return nil
+	}
+}
+
+// NewBasic returns a verifier for users. Besides the checks done when the
+// users were parsed, it refuses hashes below the minimum cost (see
+// [WithMinimumCost]): `htpasswd -B` without -C writes cost 5, which is
+// refused.
+func NewBasic(users Users, opts ...Option) (*Basic, error) {
+	procs := runtime.GOMAXPROCS(0)
+	b := &Basic{
+		realm:         "lpsec",
+		logger:        slog.New(slog.DiscardHandler),
+		minBcrypt:     defaultMinBcryptCost,
+		minArgon2Work: defaultMinArgon2Memory * defaultMinArgon2Time,
+		slots:         make(chan struct{}, procs),
+		queue:         int64(4 * procs),
+		overload:      time.Second,
+		cache:         newSuccessCache(time.Minute, 1024),
+		now:           time.Now,
+		dummySeed:     maphash.MakeSeed(),
+	}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.SetUsers(users); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// SetUsers replaces the users atomically, for a configuration reload:
+// checks already running finish against the old users, later ones see the
+// new. It applies the minimum cost and empties the success cache; on error
+// the old users stay.
+func (b *Basic) SetUsers(users Users) error {
+	set := &userSet{byName: make(map[string]*credential, len(users.entries))}
+	dummyOf := make(map[string]*credential)
+	for _, e := range users.entries {
+		if err := b.checkCost(e.name, e.cred); err != nil {
+			return err
+		}
+		set.byName[e.name] = e.cred
+		w := e.cred.work()
+		d, ok := dummyOf[w]
+		if !ok {
+			d = e.cred.dummy()
+			dummyOf[w] = d
+		}
+		set.dummies = append(set.dummies, d)
+	}
+	if len(set.dummies) == 0 {
+		set.dummies = []*credential{(&credential{alg: algBcrypt, cost: b.minBcrypt}).dummy()}
+	}
+	b.users.Store(set)
+	if b.cache != nil {
+		b.cache.clear()
+	}
+	return nil
+}
+
+func (b *Basic) checkCost(user string, c *credential) error {
+	switch c.alg {
+	case algBcrypt:
+		if c.cost < b.minBcrypt {
+			return fmt.Errorf("%w: user %q has bcrypt cost %d, below the minimum %d: re-hash with `htpasswd -nbBC %d %s PASSWORD`",
+				ErrHashCost, user, c.cost, b.minBcrypt, max(b.minBcrypt, defaultMinBcryptCost), user)
+		}
+	case algArgon2id:
+		if uint64(c.memory)*uint64(c.time) < b.minArgon2Work {
+			return fmt.Errorf("%w: user %q has argon2id m=%d,t=%d, below the minimum memory × passes %d: re-hash with auth.HashPassword",
+				ErrHashCost, user, c.memory, c.time, b.minArgon2Work)
+		}
+	}
+	return nil
+}
+
+// outcome of one check, for the log and the middleware's status code.
+type outcome struct {
+	err        error  // nil on success
+	reason     string // log reason on failure
+	known      bool   // the user exists (the name may be logged)
+	retryAfter time.Duration
+}
+
+// Verify checks user and password. It returns nil if they match, and an
+// error matching [ErrInvalidCredentials] otherwise: the error also matches
+// [ErrThrottled] or [ErrOverloaded] when no password was checked, or the
+// context's error when ctx ended while waiting for a free slot. An unknown
+// user costs the same hashing as a wrong password. Throttling, if enabled,
+// applies per user name only (the client address is known only to
+// [Basic.Middleware]).
+func (b *Basic) Verify(ctx context.Context, user, password string) error {
+	o := b.check(ctx, user, password, netip.Addr{})
+	b.log(ctx, user, netip.Addr{}, o)
+	return o.err
+}
+
+func (b *Basic) check(ctx context.Context, user, password string, client netip.Addr) outcome {
+	if err := checkCredentials(user, password); err != nil {
+		b.penalise(client)
+		return outcome{err: ErrInvalidCredentials, reason: "malformed_header"}
+	}
+	set := b.users.Load()
+	// The dummy is picked for every name, known or not, so that both
+	// paths do the same work before the hash too.
+	dummy := set.dummies[b.pick(user, len(set.dummies))]
+	cred, known := set.byName[user]
+	if !known {
+		cred = dummy
+	}
+
+	keys := b.throttleKeys(user, client)
+	if b.limiter != nil {
+		if ok, wait := b.limiter.take(b.now(), keys...); !ok {
+			return outcome{err: &refusal{cause: ErrThrottled, retryAfter: wait}, reason: "throttled", known: known, retryAfter: wait}
+		}
+	}
+
+	// Unknown users look up the cache too, with the dummy hash, so that
+	// both paths do the same work up to the hash.
+	var ck [32]byte
+	if b.cache != nil {
+		ck = b.cache.sum(user, password, cred.raw)
+		if b.cache.hit(ck, b.now()) && known {
+			b.giveBack(keys)
+			return outcome{known: true}
+		}
+	}
+
+	if err := b.acquire(ctx); err != nil {
+		b.giveBack(keys)
+		if errors.Is(err, ErrOverloaded) {
+			return outcome{err: &refusal{cause: ErrOverloaded, retryAfter: b.overload}, reason: "overloaded", known: known, retryAfter: b.overload}
+		}
+		return outcome{err: &refusal{cause: err}, reason: "overloaded", known: known, retryAfter: b.overload}
+	}
+	ok := func() bool {
+		defer func() { <-b.slots }()
+		if b.onHash != nil {
+			b.onHash(cred.work())
+		}
+		return cred.matches(password)
+	}()
+
+	switch {
+	case ok && known:
+		b.giveBack(keys)
+		if b.cache != nil {
+			b.cache.add(ck, b.now())
+		}
+		return outcome{known: true}
+	case known:
+		return outcome{err: ErrInvalidCredentials, reason: "bad_password", known: true}
+	default:
+		return outcome{err: ErrInvalidCredentials, reason: "user_not_found"}
+	}
+}
+
+// pick chooses the dummy hash for an unknown name: the work of a real
+// user's hash chosen by a hash of the name under a random per-process
+// seed (maphash: fast, and nobody needs to invert it). Unknown names then take
+// the times real users take, in the same proportions, and a given name
+// always takes the same time.
+func (b *Basic) pick(user string, n int) int {
+	return int(maphash.String(b.dummySeed, user) % uint64(n))
+}
+
+func (b *Basic) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if b.waiting.Add(1) > b.queue {
+		b.waiting.Add(-1)
+		return ErrOverloaded
+	}
+	defer b.waiting.Add(-1)
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Basic) throttleKeys(user string, client netip.Addr) []string {
+	if b.limiter == nil {
+		return nil
+	}
+	keys := []string{"u:" + user, ""}
+	if client.IsValid() {
+		keys[1] = "a:" + addrKey(client)
+	}
+	return keys
+}
+
+func (b *Basic) giveBack(keys []string) {
+	if b.limiter != nil {
+		b.limiter.give(b.now(), keys...)
+	}
+}
+
+// penalise counts a malformed attempt against the client address.
+func (b *Basic) penalise(client netip.Addr) {
+	if b.limiter != nil && client.IsValid() {
+		b.limiter.take(b.now(), "a:"+addrKey(client))
+	}
+}
+
+func (b *Basic) log(ctx context.Context, user string, client netip.Addr, o outcome) {
+	attrs := make([]slog.Attr, 0, 4)
+	if o.err == nil {
+		attrs = append(attrs, slog.String("event", "basicauth_authn_success"), slog.String("user", user))
+	} else {
+		attrs = append(attrs, slog.String("event", "basicauth_authn_failed"), slog.String("reason", o.reason))
+		if o.known {
+			attrs = append(attrs, slog.String("user", user))
+		}
+	}
+	if client.IsValid() {
+		attrs = append(attrs, slog.String("client", client.String()))
+	}
+	level, msg := slog.LevelInfo, "basic auth succeeded"
+	if o.err != nil {
+		level, msg = slog.LevelWarn, "basic auth failed"
+	}
+	b.logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// challenge is the WWW-Authenticate value; the realm was checked to need
+// no escaping.
+func (b *Basic) challenge() string {
+	var s strings.Builder
+	s.WriteString(`Basic realm="`)
+	s.WriteString(b.realm)
+	s.WriteString(`", charset="UTF-8"`)
+	return s.String()
+}

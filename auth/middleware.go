@@ -1,0 +1,69 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+type userKey struct{}
+
+// UserFromContext returns the user [Basic.Middleware] authenticated for
+// this request.
+func UserFromContext(ctx context.Context) (string, bool) {
+	u, ok := ctx.Value(userKey{}).(string)
+	return u, ok
+}
+
+// Middleware lets through requests with valid Basic credentials, with the
+// user in the request context ([UserFromContext]). Others get 401 and the
+// challenge `Basic realm="<realm>", charset="UTF-8"`, with a body that
+// never says why; 429 with Retry-After when throttled; 503 with
+// Retry-After when too many checks are queued. The Authorization header is
+// parsed by this package (RFC 7617): exactly one header, at most 4096
+// bytes, strict base64, a non-empty user-id, UTF-8 without control
+// characters.
+func (b *Basic) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := clientAddr(r, b.proxies)
+		user, password, err := parseAuthorization(r.Header.Values("Authorization"))
+		if errors.Is(err, errNoCredentials) {
+			b.refuse(w, http.StatusUnauthorized, 0)
+			return
+		}
+		var o outcome
+		if err != nil {
+			b.penalise(client)
+			user = ""
+			o = outcome{err: ErrInvalidCredentials, reason: "malformed_header"}
+		} else {
+			o = b.check(r.Context(), user, password, client)
+		}
+		b.log(r.Context(), user, client, o)
+		switch {
+		case o.err == nil:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+		case errors.Is(o.err, ErrThrottled):
+			b.refuse(w, http.StatusTooManyRequests, o.retryAfter)
+		case o.reason == "overloaded":
+			b.refuse(w, http.StatusServiceUnavailable, o.retryAfter)
+		default:
+			b.refuse(w, http.StatusUnauthorized, 0)
+		}
+	})
+}
+
+func (b *Basic) refuse(w http.ResponseWriter, status int, retryAfter time.Duration) {
+	h := w.Header()
+	if status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", b.challenge())
+	}
+	if retryAfter > 0 {
+		secs := int64((retryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	h.Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(status), status)
+}
