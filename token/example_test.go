@@ -1,0 +1,170 @@
+package token_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/lpsec/lpsec/token"
+)
+
+// A registration token, exchanged by a machine for its machine token, which
+// then authenticates the machine's requests.
+func Example() {
+	ctx := context.Background()
+	store := token.NewMemoryStore()
+
+	// Admin: a token that registers up to 10 machines into "stable".
+	regToken, reg, err := store.IssueRegistration(ctx, token.Registration{
+		Tier: "stable", Name: "datacentre-1", Uses: 10,
+		ValidUntil: time.Now().Add(30 * 24 * time.Hour),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("registration uses left:", reg.UsesLeft)
+
+	// Client: PUT /v1/client/{machine} with the registration token.
+	machineToken, m, err := store.Register(ctx, regToken, "3f6c0f0e5d9a4c1b8e2f7a6b5c4d3e2f")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("machine tier:", m.Tier)
+
+	// Client: every later request carries the machine token.
+	m, err = store.AuthenticateMachine(ctx, machineToken)
+	fmt.Println("authenticated:", err == nil, m.Machine)
+
+	// Admin: listing shows records, never tokens.
+	list, _ := store.ListRegistrations(ctx)
+	fmt.Println("registration uses left:", list[0].UsesLeft)
+	// Output:
+	// registration uses left: 10
+	// machine tier: stable
+	// authenticated: true 3f6c0f0e5d9a4c1b8e2f7a6b5c4d3e2f
+	// registration uses left: 9
+}
+
+func ExampleParse() {
+	_, err := token.Parse("0f8fad5b-d9cb-469f-a165-70867728950e")
+	fmt.Println(err)
+	_, err = token.Parse("urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e")
+	fmt.Println(errors.Is(err, token.ErrMalformed), err)
+	_, err = token.Parse("0f8fad5b-d9cb-169f-a165-70867728950e")
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// true token: malformed token: length 45, want 36
+	// token: malformed token: UUID version 1, want 4
+}
+
+func ExampleID() {
+	id, _ := token.ID("0f8fad5b-d9cb-469f-a165-70867728950e")
+	fmt.Println(id)
+	// Output:
+	// cdb5166dbf3a9d6842ace2a436c7db1b0df9761a09acc669865771cd8e9dd970
+}
+
+// Re-registering a machine revokes its previous machine token.
+func ExampleMemoryStore_Register() {
+	ctx := context.Background()
+	store := token.NewMemoryStore()
+	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: token.Unlimited})
+
+	first, _, _ := store.Register(ctx, reg, "machine-a")
+	second, _, _ := store.Register(ctx, reg, "machine-a")
+
+	_, err := store.AuthenticateMachine(ctx, first)
+	fmt.Println(errors.Is(err, token.ErrRevoked))
+	_, err = store.AuthenticateMachine(ctx, second)
+	fmt.Println(err)
+	// Output:
+	// true
+	// <nil>
+}
+
+func ExampleMiddleware_Machine() {
+	ctx := context.Background()
+	store := token.NewMemoryStore()
+	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: 1})
+	machineToken, _, _ := store.Register(ctx, reg, "machine-a")
+
+	mw := token.NewMiddleware(store)
+	patches := mw.Machine(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, _ := token.MachineFromContext(r.Context())
+		fmt.Fprintf(w, "patches for tier %s", m.Tier)
+	}))
+
+	for _, auth := range []string{"Bearer " + machineToken, "Bearer " + reg} {
+		r := httptest.NewRequest("GET", "/v1/patches", nil)
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		patches.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Header().Get("WWW-Authenticate"), strings.TrimSpace(w.Body.String()))
+	}
+	// Output:
+	// 200  patches for tier stable
+	// 401 Bearer error="invalid_token" unauthorized
+}
+
+// A registration endpoint: the middleware refuses bad registration tokens
+// with 401, and the handler exchanges the token for a machine token.
+func ExampleMiddleware_Registration() {
+	ctx := context.Background()
+	store := token.NewMemoryStore()
+	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: 1})
+
+	mux := http.NewServeMux()
+	mux.Handle("PUT /v1/client/{machine}", token.NewMiddleware(store).Registration(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			regToken, _ := token.BearerToken(r) // checked by the middleware
+			machineToken, _, err := store.Register(r.Context(), regToken, r.PathValue("machine"))
+			switch {
+			case errors.Is(err, token.ErrUnavailable):
+				http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+			case errors.Is(err, token.ErrInvalid):
+				http.Error(w, "bad machine name", http.StatusBadRequest)
+			case err != nil: // lost a race for the last use, revoked meanwhile...
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+			default:
+				fmt.Fprint(w, machineToken) // the only time anyone sees it
+			}
+		})))
+
+	for range 2 {
+		r := httptest.NewRequest("PUT", "/v1/client/machine-a", nil)
+		r.Header.Set("Authorization", "Bearer "+reg)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		_, err := token.Parse(w.Body.String())
+		fmt.Println(w.Code, "got a machine token:", err == nil)
+	}
+	// Output:
+	// 200 got a machine token: true
+	// 401 got a machine token: false
+}
+
+func ExampleNewPostgresStore() {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", "postgres://lpsec@db.example/lpsec")
+	if err != nil {
+		log.Fatal(err)
+	}
+	store := token.NewPostgresStore(db)
+	if err := store.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	syncToken, _, err := store.IssueSync(ctx, token.Sync{Tier: "stable", Name: "mirror-eu"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = syncToken // give it to the other server's admin, once
+}

@@ -1,0 +1,205 @@
+package token
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lpsec/lpsec/internal/pgtest"
+)
+
+// openPG opens a migrated PostgresStore on url with its own *sql.DB: each
+// call is one server instance.
+func openPG(t testing.TB, url string, opts ...Option) (*PostgresStore, *sql.DB) {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server bounds its pool; 200 concurrent registrations then queue for
+	// 32 connections, as they would in production.
+	db.SetMaxOpenConns(32)
+	t.Cleanup(func() { db.Close() })
+	s := NewPostgresStore(db, opts...)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s, db
+}
+
+func TestPostgresStoreConformance(t *testing.T) {
+	runConformance(t, harness{
+		open: func(t *testing.T, opts ...Option) Store {
+			s, _ := openPG(t, pgtest.Database(t), opts...)
+			return s
+		},
+		openPair: func(t *testing.T, opts ...Option) (Store, Store) {
+			url := pgtest.Database(t)
+			a, _ := openPG(t, url, opts...)
+			b, _ := openPG(t, url, opts...)
+			return a, b
+		},
+	})
+}
+
+func TestPostgresMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	url := pgtest.Database(t)
+	s, db := openPG(t, url)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			other, _ := openPG(t, url) // migrates again, concurrently
+			_ = other
+		})
+	}
+	wg.Wait()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n, v int
+	if err := db.QueryRow(`SELECT count(*), max(version) FROM lpsec_token_schema`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != SchemaVersion || v != SchemaVersion {
+		t.Fatalf("schema table has %d rows, max version %d", n, v)
+	}
+	// A database migrated by newer code is refused, not misused.
+	if _, err := db.Exec(`INSERT INTO lpsec_token_schema (version) VALUES ($1)`, SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "Migrate on a newer schema", s.Migrate(ctx), ErrUnavailable)
+}
+
+func TestPostgresUnmigratedFailsClosed(t *testing.T) {
+	db := pgtest.Open(t)
+	s := NewPostgresStore(db)
+	tok, _ := Generate()
+	_, err := s.AuthenticateMachine(context.Background(), tok)
+	wantErr(t, "AuthenticateMachine without tables", err, ErrUnavailable)
+}
+
+// TestPostgresHoldsNoTokens dumps every row as text and looks for the tokens
+// in any spelling: a copy of the database must not hold a working token.
+func TestPostgresHoldsNoTokens(t *testing.T) {
+	s, db := openPG(t, pgtest.Database(t))
+	ctx := context.Background()
+	reg, _, err := s.IssueRegistration(ctx, Registration{Tier: "t", Name: "n", Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtok, _, err := s.Register(ctx, reg, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stok, _, err := s.IssueSync(ctx, Sync{Tier: "t", Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dump strings.Builder
+	for _, table := range []string{"lpsec_token_registration", "lpsec_token_machine", "lpsec_token_sync"} {
+		rows, err := db.Query(`SELECT t::text FROM ` + table + ` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			dump.WriteString(line + "\n")
+		}
+		rows.Close()
+	}
+	if dump.Len() == 0 {
+		t.Fatal("empty dump")
+	}
+	for _, tok := range []string{reg, mtok, stok} {
+		u, _ := Parse(tok)
+		for _, spelling := range []string{tok, strings.ToUpper(tok), hex.EncodeToString(u[:])} {
+			if strings.Contains(strings.ToLower(dump.String()), strings.ToLower(spelling)) {
+				t.Fatalf("the database holds a token")
+			}
+		}
+	}
+}
+
+// TestPostgresFailsClosedAndRecovers stops a real cluster under the store:
+// authentication must fail with ErrUnavailable, never succeed, and work
+// again once the cluster is back, with the same store and *sql.DB.
+func TestPostgresFailsClosedAndRecovers(t *testing.T) {
+	c := pgtest.StartCluster(t)
+	s, db := openPG(t, c.URL)
+	ctx := context.Background()
+	reg, _, err := s.IssueRegistration(ctx, Registration{Tier: "t", Name: "n", Uses: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtok, _, err := s.Register(ctx, reg, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stok, _, err := s.IssueSync(ctx, Sync{Tier: "t", Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The throwaway cluster runs with synchronous_commit=off and stops in
+	// immediate mode, which would lose the last commits: flush them first.
+	if _, err := db.ExecContext(ctx, `CHECKPOINT`); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop()
+	// Bound each call: a stopped server refuses at once, but a fail-closed
+	// test must not hang if it does not.
+	down, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for range 3 { // pooled connections break one by one; none may succeed
+		_, err = s.AuthenticateMachine(down, mtok)
+		wantErr(t, "AuthenticateMachine with the database down", err, ErrUnavailable)
+		_, err = s.AuthenticateSync(down, stok)
+		wantErr(t, "AuthenticateSync with the database down", err, ErrUnavailable)
+		_, err = s.AuthenticateRegistration(down, reg)
+		wantErr(t, "AuthenticateRegistration with the database down", err, ErrUnavailable)
+		_, _, err = s.Register(down, reg, "m2")
+		wantErr(t, "Register with the database down", err, ErrUnavailable)
+	}
+	if down.Err() != nil {
+		t.Fatal("calls waited for the timeout instead of failing")
+	}
+	h := NewMiddleware(s)
+	if code := serve(h.Machine(okHandler()), "Bearer "+mtok).Code; code != 503 {
+		t.Fatalf("middleware with the database down answered %d, want 503", code)
+	}
+
+	c.Start()
+	var m Machine
+	i := 0
+	// database/sql discards a broken pooled connection when it is next
+	// used; a call may meet one before the pool is clean, and must then fail
+	// closed. Within a few calls the store works again.
+	for ; ; i++ {
+		m, err = s.AuthenticateMachine(ctx, mtok)
+		if err == nil {
+			break
+		}
+		wantErr(t, "AuthenticateMachine just after restart", err, ErrUnavailable)
+		if i == 40 {
+			t.Fatalf("store did not recover: %v", err)
+		}
+	}
+	t.Logf("store recovered after %d failed calls", i)
+	if m.Machine != "m" {
+		t.Fatalf("record %+v", m)
+	}
+	if _, err := s.AuthenticateSync(ctx, stok); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Register(ctx, reg, "m2"); err != nil {
+		t.Fatal(err)
+	}
+}

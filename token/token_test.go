@@ -1,0 +1,237 @@
+package token
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/lpsec/lpsec/internal/testenv"
+)
+
+func TestGenerateIsCanonicalV4(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 1000 {
+		tok, err := Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[tok] {
+			t.Fatalf("duplicate token after %d", len(seen))
+		}
+		seen[tok] = true
+		u, err := Parse(tok)
+		if err != nil {
+			t.Fatalf("Parse(Generate()) = %v", err)
+		}
+		if u.String() != tok {
+			t.Fatalf("Generate gave a non-canonical spelling")
+		}
+		if u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+			t.Fatalf("version %d variant %v", u.Version(), u.Variant())
+		}
+	}
+}
+
+// TestParseHostile: every input below is refused with ErrMalformed, named by
+// what it tries.
+func TestParseHostile(t *testing.T) {
+	const good = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	tests := []struct{ name, in string }{
+		{"empty", ""},
+		{"urn_prefix", "urn:uuid:" + good},
+		{"braces", "{" + good + "}"},
+		{"hex32_no_dashes", strings.ReplaceAll(good, "-", "")},
+		{"nil_uuid", "00000000-0000-0000-0000-000000000000"},
+		{"max_uuid", "ffffffff-ffff-ffff-ffff-ffffffffffff"},
+		{"version1", "0f8fad5b-d9cb-169f-a165-70867728950e"},
+		{"version7", "0f8fad5b-d9cb-769f-a165-70867728950e"},
+		{"variant_ncs", "0f8fad5b-d9cb-469f-7165-70867728950e"},
+		{"variant_microsoft", "0f8fad5b-d9cb-469f-c165-70867728950e"},
+		{"variant_future", "0f8fad5b-d9cb-469f-e165-70867728950e"},
+		{"dash_moved", "0f8fad5bd-9cb-469f-a165-70867728950e"},
+		{"dash_replaced_by_space", "0f8fad5b d9cb-469f-a165-70867728950e"},
+		{"non_hex_letter", "0f8fad5b-d9cb-469f-a165-70867728950g"},
+		{"plus_sign_hex", "+f8fad5b-d9cb-469f-a165-70867728950e"},
+		{"trailing_newline", good + "\n"},
+		{"leading_space", " " + good},
+		{"truncated", good[:35]},
+		{"nul_byte", good[:35] + "\x00"},
+		{"utf8_lookalike_dash", "0f8fad5b\u2010d9cb-469f-a165-70867728950e"},
+		{"fullwidth_digit", "\uff10f8fad5b-d9cb-469f-a165-708677289"},
+		{"huge", strings.Repeat("a", 1<<20)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := Parse(tt.in)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Parse = %v, %v; want ErrMalformed", u, err)
+			}
+			if u != uuid.Nil {
+				t.Fatalf("Parse returned %v with an error", u)
+			}
+			if len(tt.in) > 8 && strings.Contains(err.Error(), tt.in) {
+				t.Fatalf("error echoes the input: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseAcceptsEitherCase(t *testing.T) {
+	for _, s := range []string{
+		"0f8fad5b-d9cb-469f-a165-70867728950e",
+		"0F8FAD5B-D9CB-469F-A165-70867728950E",
+		"0f8FAD5b-d9Cb-469F-b165-70867728950e", // variant 10 with b
+	} {
+		u, err := Parse(s)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", s, err)
+		}
+		if u.String() != strings.ToLower(s) {
+			t.Fatalf("Parse(%q) = %v", s, u)
+		}
+	}
+}
+
+// TestIDKnownAnswers checks record IDs against digests computed with
+// openssl (testdata/good_digests.txt), in both letter cases.
+func TestIDKnownAnswers(t *testing.T) {
+	f, err := os.Open("testdata/good_digests.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		fields := strings.Fields(line)
+		id, err := ID(fields[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != fields[1] {
+			t.Errorf("ID(%s) = %s, want %s", fields[0], id, fields[1])
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no vectors")
+	}
+}
+
+// TestIDMatchesOpenSSL computes the digest of a fresh token with openssl.
+func TestIDMatchesOpenSSL(t *testing.T) {
+	openssl := testenv.LookPath(t, "openssl", "openssl")
+	tok, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := Parse(tok)
+	cmd := exec.Command(openssl, "dgst", "-sha256", "-r")
+	cmd.Stdin = strings.NewReader(string(u[:]))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := ID(tok)
+	if got := strings.Fields(string(out))[0]; got != id {
+		t.Fatalf("openssl says %s, ID says %s", got, id)
+	}
+}
+
+// TestParseAcceptsPeerUUIDs: version 4 UUIDs from systemd-id128 and Python
+// are tokens Parse accepts.
+func TestParseAcceptsPeerUUIDs(t *testing.T) {
+	t.Run("systemd-id128", func(t *testing.T) {
+		bin := testenv.LookPath(t, "systemd-id128", "systemd")
+		out, err := exec.Command(bin, "new", "--uuid").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(strings.TrimSpace(string(out))); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("python3", func(t *testing.T) {
+		bin := testenv.LookPath(t, "python3", "python3")
+		out, err := exec.Command(bin, "-c", "import uuid; print(str(uuid.uuid4()).upper()); print(uuid.uuid1())").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Fields(string(out))
+		if _, err := Parse(lines[0]); err != nil {
+			t.Fatalf("uuid4: %v", err)
+		}
+		if _, err := Parse(lines[1]); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("uuid1: %v, want ErrMalformed", err)
+		}
+	})
+}
+
+func TestParseIDHostile(t *testing.T) {
+	good := strings.Repeat("ab", 32)
+	for name, in := range map[string]string{
+		"empty":     "",
+		"short":     good[:63],
+		"long":      good + "a",
+		"non_hex":   good[:63] + "g",
+		"a_token":   "0f8fad5b-d9cb-469f-a165-70867728950e",
+		"uppercase": strings.ToUpper(good[:63]) + "z",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseID(in); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parseID = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+// FuzzParse checks Parse against google/uuid: on 36-byte input, Parse
+// accepts exactly what uuid.Parse accepts as a version 4, RFC 4122 UUID; on
+// any other length it accepts nothing.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"0f8fad5b-d9cb-469f-a165-70867728950e",
+		"0F8FAD5B-D9CB-469F-A165-70867728950E",
+		"urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e",
+		"{0f8fad5b-d9cb-469f-a165-70867728950e}",
+		"0f8fad5bd9cb469fa16570867728950e",
+		"00000000-0000-0000-0000-000000000000",
+		"0f8fad5b-d9cb-169f-a165-70867728950e",
+		"0f8fad5b-d9cb-469f-c165-70867728950e",
+		"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := Parse(s)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not match ErrMalformed", err)
+			}
+			if u != uuid.Nil {
+				t.Fatal("non-nil UUID with an error")
+			}
+		}
+		ref, refErr := uuid.Parse(s)
+		refOK := refErr == nil && len(s) == canonicalLen && ref.Version() == 4 && ref.Variant() == uuid.RFC4122
+		if (err == nil) != refOK {
+			t.Fatalf("Parse ok=%v, reference ok=%v (%v)", err == nil, refOK, refErr)
+		}
+		if err == nil {
+			if u != ref || u.String() != strings.ToLower(s) {
+				t.Fatalf("Parse = %v, reference %v", u, ref)
+			}
+			if _, err := ID(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
