@@ -4,17 +4,18 @@ go 1.25.0
 
 require (
 	github.com/go-macaroon-bakery/macaroon-bakery/v3 v3.0.2
+	github.com/go-macaroon-bakery/macaroonpb v1.0.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/smallstep/pkcs7 v0.2.3
 	golang.org/x/crypto v0.55.0
 	golang.org/x/net v0.58.0
+	gopkg.in/errgo.v1 v1.0.1
 	gopkg.in/macaroon.v2 v2.1.0
 )
 
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
-	github.com/go-macaroon-bakery/macaroonpb v1.0.0 // indirect
 	github.com/golang/protobuf v1.4.3 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
@@ -30,7 +31,6 @@ require (
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/tools v0.48.0 // indirect
 	google.golang.org/protobuf v1.25.0 // indirect
-	gopkg.in/errgo.v1 v1.0.1 // indirect
 	gopkg.in/httprequest.v1 v1.2.1 // indirect
 	honnef.co/go/tools v0.7.0 // indirect
 )

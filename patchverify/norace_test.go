@@ -1,0 +1,5 @@
+//go:build !race
+
+package patchverify
+
+const raceEnabled = false

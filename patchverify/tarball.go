@@ -1,0 +1,368 @@
+package patchverify
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+)
+
+// Metadata describes a patch. BuildPatch writes it as metadata.json beside
+// the module; VerifyPatch reads it back once the checksum and the module
+// signature have verified.
+type Metadata struct {
+	Kernel       string `json:"kernel"`       // kernel release the patch applies to, e.g. "6.1.0-18"
+	Flavour      string `json:"flavour"`      // e.g. "generic"
+	Version      int    `json:"version"`      // patch version, increasing
+	Architecture string `json:"architecture"` // e.g. "x86_64"
+	Module       string `json:"module"`       // the module's file name in the tarball, e.g. "livepatch_6_1_0_18_3.ko"
+}
+
+const metadataName = "metadata.json"
+
+// Patch is a patch whose checksum and module signature have verified.
+type Patch struct {
+	// SHA256 is the tarball's checksum, lower-case hex.
+	SHA256 string
+	// Metadata is metadata.json, nil when the tarball has none.
+	Metadata *Metadata
+	// ModuleName is the module's path in the tarball without any
+	// compression suffix (".ko").
+	ModuleName string
+	// Module is the signed module as verified, decompressed: what the
+	// kernel is given to load.
+	Module []byte
+	// Signer is who signed the module.
+	Signer *Signer
+	// Files holds the tarball's other regular files (metadata.json
+	// included), by path. They are covered by the checksum only.
+	Files map[string][]byte
+}
+
+// VerifyPatch is the client's whole pipeline, in the order that keeps
+// untrusted bytes from being used: it reads r (at most WithMaxPatchSize
+// bytes, held in memory) while computing its SHA-256 and compares it in
+// constant time with wantSHA256; only then does it read the tarball
+// (tar.bz2, tar.gz, tar.xz or tar, recognised by content) under the entry
+// and size bounds; it requires exactly one module (.ko, or .ko.gz, .ko.xz or
+// .ko.zst, decompressed first as the kernel does), verifies its signature
+// with v, and only then parses the metadata.
+func VerifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, opts ...PatchOption) (*Patch, error) {
+	if v == nil {
+		return nil, errors.New("patchverify: VerifyPatch needs a Verifier")
+	}
+	cfg := newPatchConfig(opts)
+	p, err := verifyPatch(ctx, r, wantSHA256, v, &cfg)
+	if err != nil {
+		if errors.Is(err, ErrChecksumMismatch) {
+			v.log.Warn("patch checksum mismatch", "event", "patch_checksum_mismatch", "error", err)
+		} else if !errors.Is(err, ErrUnsigned) && !errors.Is(err, ErrMalformedSignature) &&
+			!errors.Is(err, ErrUnknownSigner) && !errors.Is(err, ErrBadSignature) &&
+			!errors.Is(err, ErrDisallowedAlgorithm) && !errors.Is(err, ErrCertificateNotValid) {
+			// Signature failures were logged by VerifyModule.
+			v.log.Warn("patch archive rejected", "event", "patch_archive_rejected", "reason", reason(err), "error", err)
+		}
+		return nil, err
+	}
+	v.log.Info("patch verified", "event", "patch_verified", "sha256", p.SHA256, "module", p.ModuleName)
+	return p, nil
+}
+
+func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, cfg *patchConfig) (*Patch, error) {
+	want, err := parseSHA256(wantSHA256)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	h := sha256.New()
+	if _, err := hashCopy(ctx, &buf, h, r, cfg.maxPatchSize); err != nil {
+		return nil, err
+	}
+	if err := checkSum(h, want); err != nil {
+		return nil, err
+	}
+	p := &Patch{SHA256: hex.EncodeToString(want)}
+
+	files, err := readTarball(ctx, buf.Bytes(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	var modName string
+	for name := range files {
+		if moduleCompression(name) != compUnknown {
+			if modName != "" {
+				return nil, fmt.Errorf("%w: more than one module (%s, %s)", ErrUnsafeArchive, modName, name)
+			}
+			modName = name
+		}
+	}
+	if modName == "" {
+		return nil, fmt.Errorf("%w: no kernel module (.ko, .ko.gz, .ko.xz, .ko.zst)", ErrUnsafeArchive)
+	}
+	module, err := decompressModule(ctx, modName, files[modName], cfg)
+	if err != nil {
+		return nil, err
+	}
+	delete(files, modName)
+	signer, err := v.VerifyModule(module)
+	if err != nil {
+		return nil, err
+	}
+	p.Module, p.Signer, p.Files = module, signer, files
+	p.ModuleName = modName[:strings.LastIndex(modName, ".ko")+len(".ko")]
+
+	// Both checks passed: the metadata may now be read.
+	var metaName string
+	for name := range files {
+		if path.Base(name) == metadataName {
+			if metaName != "" {
+				return nil, fmt.Errorf("%w: more than one %s", ErrUnsafeArchive, metadataName)
+			}
+			metaName = name
+		}
+	}
+	if metaName != "" {
+		raw := files[metaName]
+		if len(raw) > maxMetadataSize {
+			return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrTooLarge, metaName, maxMetadataSize)
+		}
+		var m Metadata
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrUnsafeArchive, metaName, err)
+		}
+		if m.Module != "" && m.Module != path.Base(modName) && m.Module != path.Base(p.ModuleName) {
+			return nil, fmt.Errorf("%w: metadata names module %q, the tarball holds %q", ErrUnsafeArchive, m.Module, path.Base(modName))
+		}
+		p.Metadata = &m
+	}
+	return p, nil
+}
+
+// moduleCompression reports how a module file is compressed, by the
+// suffixes the kernel's module tools use; compUnknown means not a module.
+func moduleCompression(name string) compression {
+	switch {
+	case strings.HasSuffix(name, ".ko"):
+		return compNone
+	case strings.HasSuffix(name, ".ko.gz"):
+		return compGzip
+	case strings.HasSuffix(name, ".ko.xz"):
+		return compXZ
+	case strings.HasSuffix(name, ".ko.zst"):
+		return compZstd
+	}
+	return compUnknown
+}
+
+const maxNameLen = 1024
+
+// cleanName returns the entry's canonical path or why it is unsafe.
+func cleanName(name string, dir bool) (string, error) {
+	switch {
+	case name == "":
+		return "", errors.New("empty name")
+	case len(name) > maxNameLen:
+		return "", errors.New("name too long")
+	case strings.ContainsAny(name, "\\"):
+		return "", fmt.Errorf("name %q has a backslash", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		// Control characters have no place in a patch and could forge log
+		// lines or terminal output where names are shown.
+		return "", fmt.Errorf("name %q has a control character", name)
+	case strings.HasPrefix(name, "/"):
+		return "", fmt.Errorf("absolute name %q", name)
+	}
+	n := strings.TrimPrefix(name, "./")
+	if dir {
+		n = strings.TrimSuffix(n, "/")
+		if n == "" || n == "." {
+			return "", nil // the archive's own root
+		}
+	}
+	for _, elem := range strings.Split(n, "/") {
+		if elem == ".." {
+			return "", fmt.Errorf("name %q has a \"..\" element", name)
+		}
+	}
+	if path.Clean(n) != n || n == "." {
+		return "", fmt.Errorf("name %q is not canonical", name)
+	}
+	return n, nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hardlink"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "FIFO"
+	case tar.TypeGNUSparse:
+		return "sparse file"
+	}
+	return fmt.Sprintf("type %q", t)
+}
+
+// readTarball returns the regular files of a tarball, refusing anything a
+// patch must not hold and stopping at the entry and size bounds.
+func readTarball(ctx context.Context, data []byte, cfg *patchConfig) (map[string][]byte, error) {
+	rc, err := decompressor(ctx, sniff(data), data, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	cr := &capReader{ctx: ctx, r: rc, max: cfg.maxUnpacked, what: "decompressed tarball"}
+	tr := tar.NewReader(cr)
+	files := make(map[string][]byte)
+	kinds := make(map[string]byte)   // lower-cased path -> 'f' file or 'd' directory
+	parents := make(map[string]bool) // lower-cased directories that files are in
+	for entries := 0; ; entries++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, archiveErr(ctx, err)
+		}
+		if entries >= cfg.maxEntries {
+			return nil, fmt.Errorf("%w: more than %d entries", ErrTooLarge, cfg.maxEntries)
+		}
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeDir {
+			return nil, fmt.Errorf("%w: %q is a %s", ErrUnsafeArchive, hdr.Name, typeName(hdr.Typeflag))
+		}
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return nil, fmt.Errorf("%w: %q is a sparse file", ErrUnsafeArchive, hdr.Name)
+			}
+		}
+		isDir := hdr.Typeflag == tar.TypeDir
+		name, err := cleanName(hdr.Name, isDir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnsafeArchive, err)
+		}
+		if name == "" {
+			continue
+		}
+		// Case-folded, so that extracting on a case-insensitive file system
+		// cannot make one entry overwrite another.
+		key := strings.ToLower(name)
+		if _, dup := kinds[key]; dup {
+			return nil, fmt.Errorf("%w: duplicate name %q", ErrUnsafeArchive, name)
+		}
+		for parent := path.Dir(key); parent != "."; parent = path.Dir(parent) {
+			if kinds[parent] == 'f' {
+				return nil, fmt.Errorf("%w: %q is inside file %q", ErrUnsafeArchive, name, parent)
+			}
+		}
+		if isDir {
+			kinds[key] = 'd'
+			continue
+		}
+		if parents[key] {
+			return nil, fmt.Errorf("%w: file %q has the name of a directory", ErrUnsafeArchive, name)
+		}
+		kinds[key] = 'f'
+		for parent := path.Dir(key); parent != "."; parent = path.Dir(parent) {
+			parents[parent] = true
+		}
+		if hdr.Size > cfg.maxFileSize {
+			return nil, fmt.Errorf("%w: %q is %d bytes, more than %d", ErrTooLarge, name, hdr.Size, cfg.maxFileSize)
+		}
+		// Grow as data arrives rather than trusting the header's size.
+		var b bytes.Buffer
+		b.Grow(int(min(hdr.Size, 1<<20)))
+		if _, err := io.Copy(&b, tr); err != nil {
+			return nil, archiveErr(ctx, err)
+		}
+		files[name] = b.Bytes()
+	}
+	// Read to the end of the stream: that checks the gzip or bzip2 CRC or
+	// the decompressor's exit status, and refuses data hidden after the
+	// archive's end (tar pads with zeros only).
+	var buf [4096]byte
+	for {
+		n, err := cr.Read(buf[:])
+		if !allZero(buf[:n]) {
+			return nil, fmt.Errorf("%w: data after the end of the archive", ErrUnsafeArchive)
+		}
+		if err == io.EOF {
+			return files, nil
+		}
+		if err != nil {
+			return nil, archiveErr(ctx, err)
+		}
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func archiveErr(ctx context.Context, err error) error {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsafeArchive) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: corrupt archive: %v", ErrUnsafeArchive, err)
+}
+
+// Extract writes the verified module (under ModuleName, decompressed) and the
+// other files into dir, through an os.Root so that no name or symlink can
+// make it write outside dir. It creates files with O_EXCL: it never replaces
+// or follows an existing file.
+func (p *Patch) Extract(dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("patchverify: %w", err)
+	}
+	defer root.Close()
+	write := func(name string, data []byte) error {
+		if d := path.Dir(name); d != "." {
+			if err := root.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	if err := write(p.ModuleName, p.Module); err != nil {
+		return fmt.Errorf("patchverify: extracting: %w", err)
+	}
+	for name, data := range p.Files {
+		if err := write(name, data); err != nil {
+			return fmt.Errorf("patchverify: extracting: %w", err)
+		}
+	}
+	return nil
+}
