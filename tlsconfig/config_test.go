@@ -1,0 +1,252 @@
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestProfileSettings(t *testing.T) {
+	ca := newCA(t, "profile CA")
+	cert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	for _, p := range []Profile{Intermediate, Modern} {
+		t.Run(p.String(), func(t *testing.T) {
+			srv, err := Server(WithProfile(p), WithCertificate(cert))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli, err := Client(WithProfile(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cfg := range []*tls.Config{srv, cli} {
+				want := uint16(tls.VersionTLS12)
+				if p == Modern {
+					want = tls.VersionTLS13
+				}
+				if cfg.MinVersion != want {
+					t.Errorf("MinVersion = %x, want %x", cfg.MinVersion, want)
+				}
+				for _, id := range cfg.CipherSuites {
+					name := tls.CipherSuiteName(id)
+					if !strings.HasPrefix(name, "TLS_ECDHE_") || strings.Contains(name, "CBC") {
+						t.Errorf("suite %s is not ECDHE+AEAD", name)
+					}
+				}
+				if p == Intermediate && len(cfg.CipherSuites) != 6 {
+					t.Errorf("%d TLS 1.2 suites, want the 6 of Mozilla intermediate", len(cfg.CipherSuites))
+				}
+				if !slices.Equal(cfg.CurvePreferences, []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}) {
+					t.Errorf("groups = %v", cfg.CurvePreferences)
+				}
+				if cfg.InsecureSkipVerify || cfg.SessionTicketsDisabled {
+					t.Error("verification or tickets disabled")
+				}
+			}
+			if cli.ClientSessionCache == nil {
+				t.Error("client has no session cache: resumption impossible")
+			}
+		})
+	}
+}
+
+// TestOptionMisuse feeds constructors options that are malformed or meant
+// for another constructor: each must fail with ErrInvalidOption (or the
+// named sentinel), never be silently ignored.
+func TestOptionMisuse(t *testing.T) {
+	ca := newCA(t, "misuse CA")
+	cert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	pool := ca.pool(t)
+	server := func(o ...Option) error { _, err := Server(append(o, WithCertificate(cert))...); return err }
+	client := func(o ...Option) error { _, err := Client(o...); return err }
+	httpc := func(o ...Option) error { _, err := HTTPClient(o...); return err }
+	tests := []struct {
+		name    string
+		run     func() error
+		wantErr error
+	}{
+		{"server_without_certificate", func() error { _, err := Server(); return err }, ErrNoCertificate},
+		{"client_ca_pool_on_client", func() error { return client(WithClientCAs(pool)) }, ErrInvalidOption},
+		{"root_pool_on_server", func() error { return server(WithRootCAs(pool)) }, ErrInvalidOption},
+		{"server_name_on_http_client", func() error { return httpc(WithServerName("x")) }, ErrInvalidOption},
+		{"proxy_on_tls_client", func() error { return client(WithProxy("http://p:3128", "", "")) }, ErrInvalidOption},
+		{"require_tls_on_server", func() error { return server(WithRequireTLS()) }, ErrInvalidOption},
+		{"zero_option", func() error { return client(Option{}) }, ErrInvalidOption},
+		{"unknown_profile", func() error { return client(WithProfile(Profile(7))) }, ErrInvalidOption},
+		{"nil_pool", func() error { return client(WithRootCAs(nil)) }, ErrInvalidOption},
+		{"nil_logger", func() error { return client(WithLogger(nil)) }, ErrInvalidOption},
+		{"nil_clock", func() error { return client(WithClock(nil)) }, ErrInvalidOption},
+		{"nil_verify", func() error { return client(WithVerifyConnection(nil)) }, ErrInvalidOption},
+		{"empty_certificate", func() error { return client(WithCertificate(tls.Certificate{})) }, ErrInvalidOption},
+		{"empty_cert_file_name", func() error { return client(WithCertificateFiles("", "k")) }, ErrInvalidOption},
+		{"certificate_and_files", func() error { return server(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrInvalidOption},
+		{"missing_cert_files", func() error { return client(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrKeyPair},
+		{"zero_dial_timeout", func() error { return httpc(WithDialTimeout(0)) }, ErrInvalidOption},
+		{"negative_idle_timeout", func() error { return httpc(WithIdleTimeout(-time.Second)) }, ErrInvalidOption},
+		{"zero_reload_interval", func() error { return server(WithReloadInterval(0)) }, ErrInvalidOption},
+		{"socks_proxy_url", func() error { return httpc(WithProxy("", "socks5://p:1080", "")) }, ErrInvalidOption},
+		{"proxy_url_without_host", func() error { return httpc(WithProxy("http://", "", "")) }, ErrInvalidOption},
+		{"proxy_url_unparsable", func() error { return httpc(WithProxy("http://[::1", "", "")) }, ErrInvalidOption},
+		{"tls_host_with_port", func() error { return httpc(WithTLSRequiredFor("example.com:443")) }, ErrInvalidOption},
+		{"tls_host_wildcard_only", func() error { return httpc(WithTLSRequiredFor("*.")) }, ErrInvalidOption},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.run(); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestGoClientNegotiatesX25519MLKEM768(t *testing.T) {
+	ca := newCA(t, "pq CA")
+	cert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	srv, err := Server(WithCertificate(cert))
+	must(t, err)
+	addr, results := tlsServer(t, srv)
+	cli, err := Client(WithRootCAs(ca.pool(t)), WithServerName("localhost"))
+	must(t, err)
+	st, err := dial(t, addr, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != tls.VersionTLS13 || st.CurveID != tls.X25519MLKEM768 {
+		t.Fatalf("negotiated %s with %v, want TLS 1.3 with X25519MLKEM768", tls.VersionName(st.Version), st.CurveID)
+	}
+	if r := <-results; r.err != nil || r.state.CurveID != tls.X25519MLKEM768 {
+		t.Fatalf("server saw %v, %v", r.err, r.state.CurveID)
+	}
+
+	// A TLS 1.2 peer gets an ECDHE AEAD suite (ML-KEM exists only in 1.3).
+	tls12 := cli.Clone()
+	tls12.MaxVersion = tls.VersionTLS12
+	st, err = dial(t, addr, tls12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != tls.VersionTLS12 || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 || st.CurveID != tls.X25519 {
+		t.Fatalf("TLS 1.2: %s %v", tls.CipherSuiteName(st.CipherSuite), st.CurveID)
+	}
+}
+
+func TestServerRefusesWeakPeers(t *testing.T) {
+	ca := newCA(t, "weak CA")
+	cert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	inter, _ := Server(WithCertificate(cert))
+	modern, _ := Server(WithCertificate(cert), WithProfile(Modern))
+	base := &tls.Config{RootCAs: ca.pool(t).CertPool(), ServerName: "localhost"}
+	tests := []struct {
+		name   string
+		server *tls.Config
+		client func(*tls.Config)
+		want   string // in the server's handshake error
+	}{
+		{"tls11_client", inter, func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11 }, "unsupported versions"},
+		{"cbc_only_client", inter, func(c *tls.Config) {
+			c.MaxVersion = tls.VersionTLS12
+			c.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}
+		}, "no cipher suite"},
+		{"p521_only_client", inter, func(c *tls.Config) { c.CurvePreferences = []tls.CurveID{tls.CurveP521} }, ""},
+		{"tls12_client_vs_modern", modern, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }, "unsupported versions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, results := tlsServer(t, tt.server)
+			c := base.Clone()
+			tt.client(c)
+			if _, err := dial(t, addr, c); err == nil {
+				t.Fatal("handshake succeeded")
+			}
+			r := <-results
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
+				t.Fatalf("server handshake error = %v, want one containing %q", r.err, tt.want)
+			}
+		})
+	}
+}
+
+// TestVerifyConnectionOnResumption checks the custom verification runs on
+// resumed sessions too, on both sides of a mutual-TLS connection.
+func TestVerifyConnectionOnResumption(t *testing.T) {
+	ca, clientCA := newCA(t, "server CA"), newCA(t, "client CA")
+	srvCert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	cliCert, _, _ := clientCA.issue(t, leafSpec{client: true}, "machine-1")
+	var srvCalls, cliCalls, resumed atomic.Int32
+	var refuse atomic.Bool
+	srv, err := Server(WithCertificate(srvCert), WithClientCAs(clientCA.pool(t)),
+		WithVerifyConnection(func(cs tls.ConnectionState) error {
+			srvCalls.Add(1)
+			if cs.DidResume {
+				resumed.Add(1)
+			}
+			if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != "machine-1" {
+				return errors.New("unexpected client")
+			}
+			if refuse.Load() {
+				return errors.New("client revoked")
+			}
+			return nil
+		}))
+	must(t, err)
+	addr, results := tlsServer(t, srv)
+	cli, err := Client(WithRootCAs(ca.pool(t)), WithServerName("localhost"), WithCertificate(cliCert),
+		WithVerifyConnection(func(tls.ConnectionState) error { cliCalls.Add(1); return nil }))
+	must(t, err)
+
+	if _, err := dial(t, addr, cli); err != nil {
+		t.Fatal(err)
+	}
+	<-results
+	st, err := dial(t, addr, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-results
+	if !st.DidResume {
+		t.Fatal("second connection did not resume: session tickets not working")
+	}
+	if srvCalls.Load() != 2 || cliCalls.Load() != 2 || resumed.Load() != 1 {
+		t.Fatalf("VerifyConnection calls: server %d (resumed %d), client %d; want 2 (1), 2",
+			srvCalls.Load(), resumed.Load(), cliCalls.Load())
+	}
+	// A verdict that changes after the first handshake applies to resumption.
+	refuse.Store(true)
+	dial(t, addr, cli)
+	if r := <-results; r.err == nil || !strings.Contains(r.err.Error(), "revoked") || resumed.Load() != 2 {
+		t.Fatalf("resumed connection of a revoked client: error %v, resumed handshakes %d", r.err, resumed.Load())
+	}
+}
+
+func TestMutualTLSRefusesClients(t *testing.T) {
+	ca, clientCA, otherCA := newCA(t, "server CA"), newCA(t, "client CA"), newCA(t, "other CA")
+	srvCert, _, _ := ca.issue(t, leafSpec{}, "localhost")
+	good, _, _ := clientCA.issue(t, leafSpec{client: true}, "machine-1")
+	foreign, _, _ := otherCA.issue(t, leafSpec{client: true}, "machine-2")
+	srv, err := Server(WithCertificate(srvCert), WithClientCAs(clientCA.pool(t)))
+	must(t, err)
+	addr, results := tlsServer(t, srv)
+	tests := []struct {
+		name string
+		opts []Option
+		ok   bool
+	}{
+		{"client_from_trusted_ca", []Option{WithCertificate(good)}, true},
+		{"no_client_certificate", nil, false},
+		{"client_from_foreign_ca", []Option{WithCertificate(foreign)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, err := Client(append(tt.opts, WithRootCAs(ca.pool(t)), WithServerName("localhost"))...)
+			must(t, err)
+			dial(t, addr, cli)
+			if r := <-results; (r.err == nil) != tt.ok {
+				t.Fatalf("server handshake error = %v, want success %v", r.err, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,208 @@
+package tlsconfig
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestNewPoolVectors(t *testing.T) {
+	tests := []struct {
+		file      string
+		wantErr   error
+		wantBlock int // for *PEMError; -1 when the error is not about one block
+		wantCerts int
+	}{
+		{"good_single.pem", nil, 0, 1},
+		{"good_bundle_with_comments.pem", nil, 0, 2},
+		{"fail_private_key_in_bundle.pem", ErrNotCertificate, 1, 0},
+		{"fail_crl_block.pem", ErrNotCertificate, 1, 0},
+		{"fail_broken_middle_block.pem", ErrBadPEM, 1, 0},
+		{"fail_truncated_last_block.pem", ErrBadPEM, 1, 0},
+		{"fail_block_with_headers.pem", ErrBadPEM, 0, 0},
+		{"fail_garbage_der.pem", ErrBadCertificate, 0, 0},
+		{"fail_no_certificates.pem", ErrNoCertificates, -1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.file)
+			p, err := NewPool(PEMFile(path))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("NewPool(%s) error = %v, want %v", tt.file, err, tt.wantErr)
+			}
+			if tt.wantErr == nil {
+				if p.count != tt.wantCerts {
+					t.Errorf("loaded %d certificates, want %d", p.count, tt.wantCerts)
+				}
+				return
+			}
+			var pe *PEMError
+			if tt.wantBlock < 0 {
+				if errors.As(err, &pe) {
+					t.Errorf("unexpected *PEMError %v", pe)
+				}
+			} else if !errors.As(err, &pe) || pe.Block != tt.wantBlock || pe.Source != path {
+				t.Errorf("error %v does not name %s block %d", err, path, tt.wantBlock)
+			}
+			// The same bytes from memory fail the same way.
+			data, _ := os.ReadFile(path)
+			if _, err := NewPool(PEM(tt.file, data)); !errors.Is(err, tt.wantErr) {
+				t.Errorf("PEM source: error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewPoolHostileSources(t *testing.T) {
+	good, _ := os.ReadFile("testdata/good_single.pem")
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.pem")
+	f, _ := os.Create(huge)
+	f.Truncate(maxPEMBytes + 1)
+	f.Close()
+	tests := []struct {
+		name    string
+		sources []PoolSource
+		wantErr error
+	}{
+		{"no_sources", nil, ErrInvalidOption},
+		{"zero_source", []PoolSource{{}}, ErrInvalidOption},
+		{"oversized_file", []PoolSource{PEMFile(huge)}, ErrTooLarge},
+		{"oversized_bytes", []PoolSource{PEM("big", make([]byte, maxPEMBytes+1))}, ErrTooLarge},
+		{"too_many_blocks", []PoolSource{PEM("many", bytes.Repeat(good, maxPEMBlocks+1))}, ErrTooLarge},
+		{"too_many_sources", make([]PoolSource, maxPoolSources+1), ErrTooLarge},
+		{"nil_certificates", []PoolSource{Certificates("none", nil)}, ErrNoCertificates},
+		{"missing_file", []PoolSource{PEMFile(filepath.Join(dir, "absent.pem"))}, os.ErrNotExist},
+		{"missing_dir", []PoolSource{PEMDir(filepath.Join(dir, "absent"))}, os.ErrNotExist},
+		{"empty_dir", []PoolSource{PEMDir(t.TempDir())}, ErrNoCertificates},
+		{"good_then_bad", []PoolSource{PEM("good", good), PEMFile("testdata/fail_garbage_der.pem")}, ErrBadCertificate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewPool(tt.sources...); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewPoolDirectory(t *testing.T) {
+	ca1, ca2 := newCA(t, "dir CA 1"), newCA(t, "dir CA 2")
+	dir := t.TempDir()
+	// Kubernetes-style layout: the real files live in a hidden timestamped
+	// directory, reached through the ..data symlink.
+	data := filepath.Join(dir, "..2026_11_22")
+	os.Mkdir(data, 0o700)
+	writeFile(t, filepath.Join(data, "ca1.crt"), ca1.pem)
+	writeFile(t, filepath.Join(data, "ca2.crt"), ca2.pem)
+	must(t, os.Symlink("..2026_11_22", filepath.Join(dir, "..data")))
+	must(t, os.Symlink("..data/ca1.crt", filepath.Join(dir, "ca1.crt")))
+	must(t, os.Symlink("..data/ca2.crt", filepath.Join(dir, "ca2.crt")))
+	os.Mkdir(filepath.Join(dir, "subdir"), 0o700) // directories are skipped
+
+	p, err := NewPool(PEMDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.count != 2 {
+		t.Fatalf("loaded %d certificates, want 2 (hidden entries must be skipped)", p.count)
+	}
+	for _, ca := range []*testCA{ca1, ca2} {
+		if _, err := ca.cert.Verify(x509.VerifyOptions{Roots: p.CertPool()}); err != nil {
+			t.Errorf("%s not trusted: %v", ca.cert.Subject, err)
+		}
+	}
+
+	// A bad file fails the directory, naming the file.
+	bad := writeFile(t, filepath.Join(dir, "zz-bad.crt"), []byte("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"))
+	_, err = NewPool(PEMDir(dir))
+	var pe *PEMError
+	if !errors.Is(err, ErrBadPEM) || !errors.As(err, &pe) || pe.Source != bad {
+		t.Fatalf("error = %v, want ErrBadPEM naming %s", err, bad)
+	}
+}
+
+func TestNewPoolWithoutSystemRootsReplacesSystem(t *testing.T) {
+	ca := newCA(t, "only CA")
+	p, err := NewPool(Certificates("compiled-in", ca.cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := x509.SystemCertPool()
+	if err != nil {
+		t.Skip("no system pool:", err)
+	}
+	if p.CertPool().Equal(sys) {
+		t.Fatal("pool without SystemRoots equals the system pool")
+	}
+	if got := p.String(); got != "certificates compiled-in (1 certificates)" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestSystemRootsHonourSSLCertFile runs a child test process with
+// SSL_CERT_FILE pointing at a private CA (system roots load once per
+// process, so this needs a fresh one) and checks SystemRoots picks it up.
+func TestSystemRootsHonourSSLCertFile(t *testing.T) {
+	if path := os.Getenv("LPSEC_TLSCONFIG_CHILD_CA"); path != "" {
+		ca, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parsePEMCerts(path, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPool(SystemRoots())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c[0].Verify(x509.VerifyOptions{Roots: p.CertPool()}); err != nil {
+			t.Fatalf("CA from SSL_CERT_FILE not in SystemRoots: %v", err)
+		}
+		return
+	}
+	ca := newCA(t, "SSL_CERT_FILE CA")
+	path := writeFile(t, filepath.Join(t.TempDir(), "ca.pem"), ca.pem)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSystemRootsHonourSSLCertFile$", "-test.v")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+path, "SSL_CERT_DIR=", "LPSEC_TLSCONFIG_CHILD_CA="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+func FuzzNewPoolPEM(f *testing.F) {
+	vectors, _ := filepath.Glob("testdata/*.pem")
+	for _, v := range vectors {
+		data, _ := os.ReadFile(v)
+		f.Add(data)
+	}
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("-----BEGIN-----BEGIN CERTIFICATE-----"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := NewPool(PEM("fuzz", data))
+		if err != nil {
+			if p != nil {
+				t.Fatal("pool returned with error")
+			}
+			return
+		}
+		// Success means every BEGIN started a certificate that was loaded.
+		if n := bytes.Count(data, []byte("-----BEGIN")); p.count != n || n == 0 {
+			t.Fatalf("loaded %d certificates from %d blocks", p.count, n)
+		}
+	})
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
