@@ -1,2 +1,74 @@
-// Package macaroon is part of lpsec. Its documentation is filled in as the package lands.
+// Package macaroon mints and verifies the macaroons of a live-patch
+// service: login macaroons that authenticate an admin for up to 240 hours,
+// and resource macaroons that a client machine may only use together with a
+// discharge from an external entitlement ("contracts") service.
+//
+// Most servers want NewService, then Service.MintLogin after a successful
+// Basic Auth login and Service.VerifyRequest on every later request, with
+// one operation per endpoint. A third-party service wants NewDischarger,
+// and a client that must fetch discharges wants NewDischargeClient.
+// Root keys come from a RootKeyStore: NewMemoryRootKeyStore for a single
+// instance, NewPostgresRootKeyStore for several.
+//
+// The package is built on go-macaroon-bakery v3.0.2 and gopkg.in/macaroon.v2
+// and keeps their wire formats, so the Go and Python bakeries interoperate
+// with it. It differs from using the bakery directly in these ways:
+//
+//   - Verification needs at least one operation (the bakery lets an empty
+//     check pass), keeps no state between requests, and ignores no caveat:
+//     it understands time-before and, only as the first caveat of the
+//     primary macaroon, "declared username"; any other first-party caveat
+//     denies the request.
+//   - Identity cannot be added or changed by a holder. A holder may append
+//     first-party caveats (which can only restrict), but never in front of
+//     the minted ones, so the identity is taken from caveat 0 alone, where
+//     MintLogin writes it. A declared caveat anywhere else, in the primary
+//     or a discharge, even one repeating the same user, makes the macaroon
+//     invalid (ErrDenied) rather than ignored, and a resource macaroon (no
+//     declared caveat at minting) can never gain a user.
+//   - Inputs that make the bakery v3.0.2 panic are rejected before they reach
+//     it (short and empty macaroon ids, version 1 caveats without a key,
+//     overflowing length fields in caveats, the JSON literal null); the
+//     vectors are in testdata/fail_*. A recover converts anything unknown
+//     into ErrMalformed as a last containment.
+//   - Every size and count an attacker controls is bounded (MaxEncodedBytes,
+//     MaxSlices, MaxMacaroonsPerSlice, MaxCaveats, form and response bodies).
+//   - Errors match sentinel values with errors.Is; the bakery's errgo errors
+//     never escape.
+//   - Security events are log/slog records with a stable "event" attribute:
+//     macaroon_minted, macaroon_verify_failed (with "reason": missing,
+//     malformed, expired, denied, discharge_required, unknown_root_key,
+//     unavailable), discharge_granted and discharge_refused. They never carry
+//     a macaroon, a signature or a key.
+//
+// # Keys
+//
+// The bakery calls its keys Ed25519, but they are not signing keys: they
+// are Curve25519 (X25519) key pairs used with NaCl box (X25519 key
+// agreement, then XSalsa20-Poly1305 authenticated encryption) to encrypt
+// third-party caveats to the third party. The first party's public key
+// travels in the caveat. GenerateKey makes a pair, MarshalKeyPair and
+// ParseKeyPair use the bakery's JSON form {"public":"<base64>",
+// "private":"<base64>"} and check that the halves match, and
+// KeyPairFromEd25519 derives a pair from an Ed25519 private key with
+// libsodium's crypto_sign_ed25519_sk_to_curve25519 conversion.
+//
+// # Wire formats
+//
+// RequestMacaroons reads httpbakery's Macaroons header and macaroon-*
+// cookies and "Authorization: Macaroon <base64>". Macaroons travel as
+// base64 of a JSON array (EncodeSlice writes it). A macaroon that still
+// needs discharging must be kept in the bakery's JSON form (WriteMacaroon,
+// ParseMacaroon): version 3 third-party caveats keep their encrypted
+// payload beside the macaroon, and the binary macaroon form drops it.
+//
+// # Third parties
+//
+// A resource macaroon's third-party caveat is encrypted to a public key
+// pinned in Config.ThirdParties, never to one fetched at minting time. The
+// caveat's location is not covered by any signature, so DischargeClient
+// contacts only allow-listed https locations and never follows redirects.
+// Discharger always adds a time-before caveat (DischargerConfig.TTL) to its
+// discharges and answers malformed requests with a 400 and an
+// httpbakery-style JSON error.
 package macaroon

@@ -1,0 +1,390 @@
+package macaroon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PostgresRootKeyStore is a RootKeyStore kept in PostgreSQL and shared by
+// every server instance that uses the same database, so a macaroon minted by
+// one instance verifies on all of them and survives restarts.
+//
+// Encryption at rest: each root key is stored only as AES-256-GCM ciphertext
+// under the operator's KeyEncryptionKey, with the key's id as additional
+// authenticated data (a ciphertext moved to another row does not decrypt)
+// and the KEK's public identifier beside it (a store given the wrong KEK
+// fails with ErrKeyEncryptionKeyMismatch). A dump of the table cannot mint
+// or verify macaroons.
+//
+// Rotation: RootKey uses the newest key that may still mint
+// (created less than RotationPeriod ago and kept at least MaxTTL from now).
+// When there is none, the instance takes a transaction-scoped advisory lock,
+// looks again and only then inserts a new key, so instances that rotate at
+// the same moment serialise and all adopt the one new key. Keys are purged
+// at created + RotationPeriod + MaxTTL.
+//
+// Revocation and caching: each instance caches keys it has read for
+// CacheTTL (default 30 s). Revoke deletes the row and the local cache entry
+// at once; other instances stop accepting (and minting with) the key when
+// their cache entry ages out, so revocation takes effect everywhere within
+// CacheTTL. A database fault never extends that bound: once an entry is
+// older than CacheTTL the store asks the database and, if it cannot,
+// returns an error wrapping ErrUnavailable, never a key.
+type PostgresRootKeyStore struct {
+	db  *sql.DB
+	kek *KeyEncryptionKey
+	p   RootKeyPolicy
+
+	mu    sync.RWMutex
+	cache map[[rootKeyIDLen]byte]pgCachedRootKey
+	cur   *pgCachedRootKey // minting key, if fetched within CacheTTL
+}
+
+type pgCachedRootKey struct {
+	id        []byte
+	key       []byte
+	mintUntil time.Time
+	expires   time.Time
+	fetched   time.Time
+}
+
+var _ RootKeyStore = (*PostgresRootKeyStore)(nil)
+
+const (
+	rootKeyTable       = "lpsec_macaroon_root_keys"
+	rootKeySchemaTable = "lpsec_macaroon_root_keys_schema"
+	// Advisory lock keys ("lpsecRK1", "lpsecRK2" as big-endian int64s), one
+	// for migrations and one for rotation, so the two never wait on each
+	// other and do not collide with other lpsec packages' locks.
+	rootKeyMigrateLock = 0x6c70736563524b31
+	rootKeyRotateLock  = 0x6c70736563524b32
+	// maxRootKeyCache bounds the per-instance cache; with the default policy
+	// about 11 keys are live, so this is never reached in normal use.
+	maxRootKeyCache = 1024
+)
+
+// rootKeyMigrations are applied in order; never edit one that has shipped,
+// append a new one.
+var rootKeyMigrations = []string{
+	`CREATE TABLE ` + rootKeyTable + ` (
+		id         bytea       PRIMARY KEY CHECK (octet_length(id) = 16),
+		created    timestamptz NOT NULL,
+		mint_until timestamptz NOT NULL,
+		expires    timestamptz NOT NULL,
+		kek_id     text        NOT NULL,
+		sealed     bytea       NOT NULL
+	);
+	CREATE INDEX ` + rootKeyTable + `_mint_until ON ` + rootKeyTable + ` (mint_until);
+	CREATE INDEX ` + rootKeyTable + `_expires ON ` + rootKeyTable + ` (expires);
+	COMMENT ON COLUMN ` + rootKeyTable + `.sealed IS 'nonce || AES-256-GCM(root key), AAD = label || id, under the KEK named by kek_id';`,
+}
+
+// NewPostgresRootKeyStore returns a store using db (opened with the "pgx"
+// driver) and kek. Call Migrate once at start-up before using it. The
+// policy's zero value is the production default.
+func NewPostgresRootKeyStore(db *sql.DB, kek *KeyEncryptionKey, p RootKeyPolicy) (*PostgresRootKeyStore, error) {
+	if db == nil {
+		return nil, errors.New("macaroon: NewPostgresRootKeyStore: nil *sql.DB")
+	}
+	if kek == nil || kek.aead == nil {
+		return nil, fmt.Errorf("%w: nil or zero (use NewKeyEncryptionKey or ParseKeyEncryptionKey)", ErrInvalidKeyEncryptionKey)
+	}
+	p, err := p.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &PostgresRootKeyStore{db: db, kek: kek, p: p, cache: make(map[[rootKeyIDLen]byte]pgCachedRootKey)}, nil
+}
+
+// Migrate creates or upgrades the store's tables. It is idempotent and safe
+// to run from several instances at once (they serialise on an advisory
+// lock). It fails if the database schema is newer than this code.
+func (s *PostgresRootKeyStore) Migrate(ctx context.Context) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(rootKeyMigrateLock)); err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+rootKeySchemaTable+` (
+		version    integer     PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+rootKeySchemaTable).Scan(&version); err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	if version > len(rootKeyMigrations) {
+		return fmt.Errorf("macaroon: migrate root key store: database schema version %d is newer than this program's %d", version, len(rootKeyMigrations))
+	}
+	for v := version; v < len(rootKeyMigrations); v++ {
+		if _, err := tx.ExecContext(ctx, rootKeyMigrations[v]); err != nil {
+			return s.unavailable(ctx, fmt.Sprintf("migrate to version %d", v+1), err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+rootKeySchemaTable+` (version) VALUES ($1)`, v+1); err != nil {
+			return s.unavailable(ctx, "migrate", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	return nil
+}
+
+// RootKey returns the key to mint with and its id, rotating as described on
+// PostgresRootKeyStore. It returns an error, and never mints with a fresh
+// unshared key, when the database cannot be reached or the current key does
+// not decrypt under this store's KEK.
+func (s *PostgresRootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte, err error) {
+	now := s.p.Now()
+	s.mu.RLock()
+	c := s.cur
+	s.mu.RUnlock()
+	if c != nil && s.fresh(c, now) && now.Before(c.mintUntil) && !c.expires.Before(now.Add(s.p.MaxTTL)) {
+		return cloneBytes(c.key), cloneBytes(c.id), nil
+	}
+
+	k, err := s.findMintingKey(ctx, s.db, now)
+	if err == nil && k == nil {
+		k, err = s.rotate(ctx, now)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	s.remember(k)
+	if s.p.CacheTTL > 0 {
+		s.cur = k
+	}
+	s.mu.Unlock()
+	return cloneBytes(k.key), cloneBytes(k.id), nil
+}
+
+// queryer is what findMintingKey needs from *sql.DB and *sql.Tx.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// findMintingKey returns the newest key that may mint at now, or nil.
+func (s *PostgresRootKeyStore) findMintingKey(ctx context.Context, q queryer, now time.Time) (*pgCachedRootKey, error) {
+	var (
+		id, sealed        []byte
+		kekID             string
+		mintUntil, expire time.Time
+	)
+	err := q.QueryRowContext(ctx, `SELECT id, kek_id, sealed, mint_until, expires FROM `+rootKeyTable+`
+		WHERE mint_until > $1 AND expires >= $2
+		ORDER BY created DESC, id LIMIT 1`, now, now.Add(s.p.MaxTTL)).Scan(&id, &kekID, &sealed, &mintUntil, &expire)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.unavailable(ctx, "find minting root key", err)
+	}
+	key, err := s.decrypt(ctx, id, kekID, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return &pgCachedRootKey{id: id, key: key, mintUntil: mintUntil, expires: expire, fetched: now}, nil
+}
+
+// rotate makes a new minting key unless another instance made one first.
+func (s *PostgresRootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pgCachedRootKey, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.unavailable(ctx, "rotate root key", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// Serialise rotations: whoever waits here sees the winner's key below.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(rootKeyRotateLock)); err != nil {
+		return nil, s.unavailable(ctx, "rotate root key", err)
+	}
+	k, err := s.findMintingKey(ctx, tx, now)
+	if err != nil {
+		return nil, err
+	}
+	if k != nil {
+		if err := tx.Commit(); err != nil {
+			return nil, s.unavailable(ctx, "rotate root key", err)
+		}
+		return k, nil
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM `+rootKeyTable+` WHERE expires <= $1`, now)
+	if err != nil {
+		return nil, s.unavailable(ctx, "purge root keys", err)
+	}
+	purged, _ := res.RowsAffected()
+
+	key, id, err := newRootKeyMaterial()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.kek.seal(id, key)
+	if err != nil {
+		return nil, err
+	}
+	// PostgreSQL keeps microseconds; round here so the cached times match
+	// what other instances read back.
+	created := now.Truncate(time.Microsecond)
+	mintUntil := created.Add(s.p.RotationPeriod)
+	expires := mintUntil.Add(s.p.MaxTTL)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+rootKeyTable+` (id, created, mint_until, expires, kek_id, sealed)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, created, mintUntil, expires, s.kek.ID(), sealed); err != nil {
+		return nil, s.unavailable(ctx, "insert root key", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.unavailable(ctx, "rotate root key", err)
+	}
+	if purged > 0 {
+		s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "expired root keys purged",
+			slog.String("event", "macaroon_root_key_purged"), slog.String("store", "postgres"),
+			slog.Int64("count", purged))
+	}
+	s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "root key rotated",
+		slog.String("event", "macaroon_root_key_rotated"), slog.String("store", "postgres"),
+		rootKeyIDAttr(id), slog.Time("expires", expires))
+	return &pgCachedRootKey{id: id, key: key, mintUntil: mintUntil, expires: expires, fetched: now}, nil
+}
+
+// Get returns the root key with the given id, or exactly bakery.ErrNotFound
+// when the id is malformed, unknown, revoked or expired. Any other failure
+// (database unreachable, wrong KEK, tampered row) is a different error, so
+// verification fails closed.
+func (s *PostgresRootKeyStore) Get(ctx context.Context, id []byte) ([]byte, error) {
+	if len(id) != rootKeyIDLen {
+		return nil, bakery.ErrNotFound
+	}
+	now := s.p.Now()
+	kid := [rootKeyIDLen]byte(id)
+	s.mu.RLock()
+	c, ok := s.cache[kid]
+	s.mu.RUnlock()
+	if ok && s.fresh(&c, now) && now.Before(c.expires) {
+		return cloneBytes(c.key), nil
+	}
+
+	var (
+		sealed  []byte
+		kekID   string
+		mintU   time.Time
+		expires time.Time
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT kek_id, sealed, mint_until, expires FROM `+rootKeyTable+`
+		WHERE id = $1 AND expires > $2`, id, now).Scan(&kekID, &sealed, &mintU, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.mu.Lock()
+		s.forget(kid)
+		s.mu.Unlock()
+		return nil, bakery.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.unavailable(ctx, "get root key", err)
+	}
+	key, err := s.decrypt(ctx, id, kekID, sealed)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.remember(&pgCachedRootKey{id: cloneBytes(id), key: key, mintUntil: mintU, expires: expires, fetched: now})
+	s.mu.Unlock()
+	return cloneBytes(key), nil
+}
+
+// Revoke deletes the key with the given id. This instance stops using it at
+// once; every other instance within CacheTTL. Revoking an unknown or purged
+// id succeeds (it does not verify either way); an id of the wrong length
+// wraps bakery.ErrNotFound; a database fault wraps ErrUnavailable and
+// means the key may not be revoked.
+func (s *PostgresRootKeyStore) Revoke(ctx context.Context, id []byte) error {
+	if len(id) != rootKeyIDLen {
+		return errRevokeMalformedID
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM `+rootKeyTable+` WHERE id = $1`, id)
+	if err != nil {
+		return s.unavailable(ctx, "revoke root key", err)
+	}
+	n, _ := res.RowsAffected()
+	s.mu.Lock()
+	s.forget([rootKeyIDLen]byte(id))
+	s.mu.Unlock()
+	s.p.Logger.LogAttrs(ctx, slog.LevelWarn, "root key revoked",
+		slog.String("event", "macaroon_root_key_revoked"), slog.String("store", "postgres"),
+		rootKeyIDAttr(id), slog.Bool("existed", n > 0), slog.Duration("other_instances_within", max(s.p.CacheTTL, 0)))
+	return nil
+}
+
+// fresh reports whether a cache entry may still be trusted without asking
+// the database: this is the revocation bound.
+func (s *PostgresRootKeyStore) fresh(c *pgCachedRootKey, now time.Time) bool {
+	return s.p.CacheTTL > 0 && now.Before(c.fetched.Add(s.p.CacheTTL)) && !now.Before(c.fetched)
+}
+
+// remember caches a key for Get; callers hold s.mu.
+func (s *PostgresRootKeyStore) remember(k *pgCachedRootKey) {
+	if s.p.CacheTTL <= 0 {
+		return
+	}
+	if len(s.cache) >= maxRootKeyCache {
+		// Only reachable under a flood of valid ids (a tiny rotation period);
+		// starting over keeps memory bounded and costs one query per key.
+		clear(s.cache)
+	}
+	s.cache[[rootKeyIDLen]byte(k.id)] = *k
+}
+
+// forget drops a key from the cache and as the minting key; callers hold s.mu.
+func (s *PostgresRootKeyStore) forget(kid [rootKeyIDLen]byte) {
+	delete(s.cache, kid)
+	if s.cur != nil && [rootKeyIDLen]byte(s.cur.id) == kid {
+		s.cur = nil
+	}
+}
+
+func (s *PostgresRootKeyStore) decrypt(ctx context.Context, id []byte, kekID string, sealed []byte) ([]byte, error) {
+	if kekID != s.kek.ID() {
+		s.p.Logger.LogAttrs(ctx, slog.LevelError, "root key encrypted under another key-encryption key",
+			slog.String("event", "macaroon_root_key_rejected"), slog.String("reason", "kek_mismatch"),
+			rootKeyIDAttr(id), slog.String("stored_kek_id", kekID), slog.String("kek_id", s.kek.ID()))
+		return nil, fmt.Errorf("%w: key %x was sealed under KEK %q, this store has KEK %q",
+			ErrKeyEncryptionKeyMismatch, id, kekID, s.kek.ID())
+	}
+	key, err := s.kek.open(id, sealed)
+	if err != nil {
+		s.p.Logger.LogAttrs(ctx, slog.LevelError, "stored root key failed authentication",
+			slog.String("event", "macaroon_root_key_rejected"), slog.String("reason", "tampered"),
+			rootKeyIDAttr(id))
+		return nil, fmt.Errorf("key %x: %w", id, err)
+	}
+	return key, nil
+}
+
+// unavailable wraps a database error with ErrUnavailable and logs it.
+func (s *PostgresRootKeyStore) unavailable(ctx context.Context, op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		err = fmt.Errorf("%w (has Migrate been run?)", err)
+	}
+	s.p.Logger.LogAttrs(ctx, slog.LevelError, "root key store unavailable",
+		slog.String("event", "macaroon_root_key_store_unavailable"), slog.String("op", op),
+		slog.String("error", err.Error()))
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}

@@ -1,0 +1,503 @@
+package macaroon
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
+	"github.com/go-macaroon-bakery/macaroonpb"
+	"gopkg.in/errgo.v1"
+)
+
+// Defaults for Config.
+const (
+	DefaultTTL    = 24 * time.Hour
+	DefaultMaxTTL = 240 * time.Hour
+)
+
+const (
+	maxUserBytes      = 256
+	maxConditionBytes = 1024
+	maxOps            = 64
+	// userKey is the declared attribute that carries the identity.
+	userKey = "username"
+)
+
+// Config configures a Service. Location, Key and RootKeys are required.
+type Config struct {
+	// Location is this service's location, written into every macaroon.
+	Location string
+	// Key is the service's key pair; third-party caveats are encrypted
+	// with it (see the package documentation for what the keys are).
+	Key *bakery.KeyPair
+	// RootKeys holds the root keys macaroons are minted and verified with.
+	RootKeys RootKeyStore
+	// ThirdParties pins the third parties resource macaroons may address:
+	// https location → public key. A caveat for any other location is
+	// refused, so a fetched (spoofable) public key is never used.
+	ThirdParties map[string]*bakery.PublicKey
+	// DefaultTTL is the lifetime of a macaroon minted with ttl 0
+	// (default 24h).
+	DefaultTTL time.Duration
+	// MaxTTL caps every requested lifetime (default 240h).
+	MaxTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives security events (default: discard).
+	Logger *slog.Logger
+}
+
+// Service mints and verifies macaroons. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	oven  *bakery.Oven
+	tp    map[string]bool
+	log   *slog.Logger
+	now   func() time.Time
+	stdNS *checkers.Namespace
+}
+
+// Grant is what a verified macaroon authorizes.
+type Grant struct {
+	// User is the identity declared when a login macaroon was minted, or
+	// "" for a resource macaroon. A holder can never set or change it.
+	User string
+	// Ops are all the operations the macaroon grants (a superset of those
+	// the request asked for).
+	Ops []bakery.Op
+	// Expiry is the earliest time-before caveat of the macaroon and its
+	// discharges.
+	Expiry time.Time
+}
+
+// NewService checks cfg and returns a Service.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Location == "" {
+		return nil, errors.New("macaroon: Config.Location is required")
+	}
+	if err := CheckKeyPair(cfg.Key); err != nil {
+		return nil, fmt.Errorf("macaroon: Config.Key: %w", err)
+	}
+	if cfg.RootKeys == nil {
+		return nil, errors.New("macaroon: Config.RootKeys is required")
+	}
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = DefaultTTL
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	if cfg.DefaultTTL < 0 || cfg.MaxTTL < 0 || cfg.DefaultTTL > cfg.MaxTTL {
+		return nil, fmt.Errorf("macaroon: need 0 < DefaultTTL (%v) <= MaxTTL (%v)", cfg.DefaultTTL, cfg.MaxTTL)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	locator := bakery.NewThirdPartyStore()
+	tp := make(map[string]bool, len(cfg.ThirdParties))
+	for loc, pk := range cfg.ThirdParties {
+		if err := checkHTTPSLocation(loc); err != nil {
+			return nil, fmt.Errorf("macaroon: Config.ThirdParties: %w", err)
+		}
+		if pk == nil {
+			return nil, fmt.Errorf("macaroon: Config.ThirdParties[%q]: nil public key", loc)
+		}
+		locator.AddInfo(loc, bakery.ThirdPartyInfo{PublicKey: *pk, Version: bakery.LatestVersion})
+		tp[loc] = true
+	}
+	stdNS := checkers.New(nil).Namespace()
+	store := cfg.RootKeys
+	oven := bakery.NewOven(bakery.OvenParams{
+		Namespace:          stdNS,
+		RootKeyStoreForOps: func([]bakery.Op) bakery.RootKeyStore { return store },
+		Key:                cfg.Key,
+		Location:           cfg.Location,
+		Locator:            locator,
+	})
+	return &Service{cfg: cfg, oven: oven, tp: tp, log: cfg.Logger, now: cfg.Now, stdNS: stdNS}, nil
+}
+
+// PublicKey returns the service's public key.
+func (s *Service) PublicKey() bakery.PublicKey { return s.cfg.Key.Public }
+
+// MintLogin mints a login macaroon for user granting ops. Its first caveat
+// declares the user, its second expires it after ttl (0 means DefaultTTL;
+// anything above MaxTTL is capped to MaxTTL).
+func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration, ops ...bakery.Op) (*bakery.Macaroon, error) {
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	// The declared caveat must come first: Verify takes the identity only
+	// from caveat 0 of the primary macaroon, a position a holder, who can
+	// only append, can never write.
+	return s.mint(ctx, "login", user, "", ttl, ops, func(exp time.Time) []checkers.Caveat {
+		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, user), checkers.TimeBeforeCaveat(exp)}
+	})
+}
+
+// MintResource mints a resource macaroon granting ops, with a time-before
+// caveat and a third-party caveat that the pinned third party at location
+// must discharge after checking condition.
+func (s *Service) MintResource(ctx context.Context, location, condition string, ttl time.Duration, ops ...bakery.Op) (*bakery.Macaroon, error) {
+	if !s.tp[location] {
+		return nil, fmt.Errorf("%w: %q is not in Config.ThirdParties", ErrLocationNotAllowed, location)
+	}
+	if condition == "" || len(condition) > maxConditionBytes || !utf8.ValidString(condition) {
+		return nil, fmt.Errorf("macaroon: third-party condition must be 1..%d bytes of UTF-8", maxConditionBytes)
+	}
+	return s.mint(ctx, "resource", "", location, ttl, ops, func(exp time.Time) []checkers.Caveat {
+		return []checkers.Caveat{checkers.TimeBeforeCaveat(exp), {Location: location, Condition: condition}}
+	})
+}
+
+func (s *Service) mint(ctx context.Context, kind, user, location string, ttl time.Duration, ops []bakery.Op, caveats func(time.Time) []checkers.Caveat) (*bakery.Macaroon, error) {
+	if err := checkOps(ops); err != nil {
+		return nil, err
+	}
+	if ttl < 0 {
+		return nil, fmt.Errorf("macaroon: negative ttl %v", ttl)
+	}
+	if ttl == 0 {
+		ttl = s.cfg.DefaultTTL
+	}
+	capped := ttl > s.cfg.MaxTTL
+	if capped {
+		ttl = s.cfg.MaxTTL
+	}
+	exp := s.now().Add(ttl).UTC()
+	m, err := s.oven.NewMacaroon(ctx, bakery.LatestVersion, caveats(exp), ops...)
+	if err != nil {
+		// The only fallible dependency is the root-key store.
+		if errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("minting: %w", err)
+		}
+		return nil, fmt.Errorf("%w: minting: %v", ErrUnavailable, err)
+	}
+	attrs := []any{"event", "macaroon_minted", "kind", kind, "ops", opsString(ops), "expiry", exp, "ttl_capped", capped}
+	if user != "" {
+		attrs = append(attrs, "user", user)
+	}
+	if location != "" {
+		attrs = append(attrs, "third_party", location)
+	}
+	s.log.InfoContext(ctx, "macaroon minted", attrs...)
+	return m, nil
+}
+
+// VerifyRequest verifies the macaroons r carries (see RequestMacaroons)
+// for ops; see Verify.
+func (s *Service) VerifyRequest(ctx context.Context, r *http.Request, ops ...bakery.Op) (*Grant, error) {
+	mss, err := RequestMacaroons(r)
+	if err != nil {
+		s.logFailure(ctx, err)
+		return nil, err
+	}
+	return s.Verify(ctx, mss, ops...)
+}
+
+// Verify checks that one of the presented slices (a primary macaroon
+// followed by its discharges) grants every one of ops, which must not be
+// empty. It returns the grant or an error matching ErrMissing,
+// ErrMalformed, ErrExpired, ErrDenied, ErrDischargeRequired (a
+// *DischargeRequiredError), ErrUnknownRootKey or ErrUnavailable.
+//
+// Every first-party caveat must be understood: time-before anywhere, and
+// "declared username" only as the first caveat of the primary macaroon,
+// where minting puts it. Anything else, including a declared caveat a holder
+// appended, denies the request: nothing is ignored.
+func (s *Service) Verify(ctx context.Context, mss []Slice, ops ...bakery.Op) (*Grant, error) {
+	g, err := s.verify(ctx, mss, ops)
+	if err != nil {
+		s.logFailure(ctx, err)
+		return nil, err
+	}
+	return g, nil
+}
+
+func (s *Service) verify(ctx context.Context, mss []Slice, ops []bakery.Op) (*Grant, error) {
+	if len(ops) == 0 {
+		// The bakery lets an empty check pass; an empty check is a bug in
+		// the caller, so it must fail closed.
+		return nil, fmt.Errorf("%w: no operation to authorize", ErrDenied)
+	}
+	if err := checkOps(ops); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDenied, err)
+	}
+	if len(mss) == 0 {
+		return nil, ErrMissing
+	}
+	if len(mss) > MaxSlices {
+		return nil, fmt.Errorf("%w: %d slices, at most %d", ErrMalformed, len(mss), MaxSlices)
+	}
+	var worst error
+	for _, ms := range mss {
+		g, err := s.verifySlice(ctx, ms, ops)
+		if err == nil {
+			return g, nil
+		}
+		if worst == nil || rank(err) > rank(worst) {
+			worst = err
+		}
+	}
+	return nil, worst
+}
+
+// verifySlice verifies one slice. All state is local to the call: nothing
+// learnt about one request can leak into the next.
+func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (g *Grant, err error) {
+	defer func() {
+		// Last containment only: known crashers are rejected before
+		// reaching the dependency, this catches the unknown ones.
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("%w: input made a dependency panic", ErrMalformed)
+		}
+	}()
+	if err := checkSlice(ms); err != nil {
+		return nil, err
+	}
+	primary := ms[0]
+	storageID, ops, err := decodeID(primary.Id())
+	if err != nil {
+		return nil, err
+	}
+	rootKey, err := s.cfg.RootKeys.Get(ctx, storageID)
+	if err != nil {
+		if errgo.Cause(err) == bakery.ErrNotFound || errors.Is(err, bakery.ErrNotFound) {
+			return nil, ErrUnknownRootKey
+		}
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if missing := missingDischarges(ms); len(missing) > 0 {
+		return nil, &DischargeRequiredError{Caveats: missing}
+	}
+	if _, err := primary.VerifySignature(rootKey, ms[1:]); err != nil {
+		// The macaroon library's message can quote caveat ids; keep ours fixed.
+		return nil, fmt.Errorf("%w: signature verification failed", ErrDenied)
+	}
+	user, expiry, err := s.checkCaveats(ms)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range want {
+		if !containsOp(ops, w) {
+			return nil, fmt.Errorf("%w: operation %s not granted", ErrDenied, opString(w))
+		}
+	}
+	return &Grant{User: user, Ops: ops, Expiry: expiry}, nil
+}
+
+// checkCaveats checks every first-party caveat of an authenticated slice.
+func (s *Service) checkCaveats(ms Slice) (user string, expiry time.Time, err error) {
+	now := s.now()
+	primaryExpiry := false
+	for i, m := range ms {
+		for j, c := range m.Caveats() {
+			if c.Location != "" || len(c.VerificationId) > 0 {
+				continue // third party: its discharge was verified by signature
+			}
+			name, arg, perr := checkers.ParseCaveat(string(c.Id))
+			if perr != nil {
+				return "", time.Time{}, fmt.Errorf("%w: unparsable caveat", ErrDenied)
+			}
+			switch name {
+			case checkers.CondTimeBefore:
+				t, terr := time.Parse(time.RFC3339Nano, arg)
+				if terr != nil {
+					return "", time.Time{}, fmt.Errorf("%w: bad time-before caveat", ErrDenied)
+				}
+				if !now.Before(t) {
+					if i == 0 {
+						return "", time.Time{}, fmt.Errorf("%w: at %s", ErrExpired, t.UTC().Format(time.RFC3339))
+					}
+					return "", time.Time{}, &DischargeRequiredError{
+						Caveats: []ThirdPartyCaveat{{Location: dischargeLocation(ms, m.Id()), ID: m.Id()}},
+						cause:   fmt.Errorf("%w: discharge expired at %s", ErrExpired, t.UTC().Format(time.RFC3339)),
+					}
+				}
+				if expiry.IsZero() || t.Before(expiry) {
+					expiry = t
+				}
+				if i == 0 {
+					primaryExpiry = true
+				}
+			case checkers.CondDeclared:
+				// Identity comes only from the minting position; a
+				// declared caveat anywhere else was added by a holder
+				// (or a third party) and could create or change an
+				// identity, so the whole macaroon is refused.
+				if i != 0 || j != 0 {
+					return "", time.Time{}, fmt.Errorf("%w: declared caveat outside the minting position", ErrDenied)
+				}
+				key, val, ok := strings.Cut(arg, " ")
+				if !ok || key != userKey || checkUser(val) != nil {
+					return "", time.Time{}, fmt.Errorf("%w: bad declared caveat", ErrDenied)
+				}
+				user = val
+			default:
+				return "", time.Time{}, fmt.Errorf("%w: unsupported caveat %q", ErrDenied, truncate(name, 64))
+			}
+		}
+	}
+	if !primaryExpiry {
+		return "", time.Time{}, fmt.Errorf("%w: macaroon has no expiry", ErrDenied)
+	}
+	return user, expiry, nil
+}
+
+// decodeID decodes a version 3 bakery macaroon id (raw or base64url, as the
+// bakery writes it for V1 macaroons) into storage id and operations. It
+// replaces bakery's Oven.decodeMacaroonId, which indexes id[0] and
+// id[1+16:] without checking the length and panics on short ids.
+func decodeID(id []byte) ([]byte, []bakery.Op, error) {
+	if len(id) == 0 || len(id) > maxIDBytes {
+		return nil, nil, fmt.Errorf("%w: macaroon id length out of range", ErrMalformed)
+	}
+	if id[0] == 'A' {
+		dec, err := base64.RawURLEncoding.DecodeString(string(id))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: bad base64 macaroon id", ErrMalformed)
+		}
+		id = dec
+	}
+	if len(id) < 2 || id[0] != byte(bakery.Version3) {
+		return nil, nil, fmt.Errorf("%w: unsupported macaroon id version", ErrMalformed)
+	}
+	var pb macaroonpb.MacaroonId
+	if err := pb.UnmarshalBinary(id[1:]); err != nil {
+		return nil, nil, fmt.Errorf("%w: bad macaroon id", ErrMalformed)
+	}
+	if len(pb.StorageId) == 0 || len(pb.Ops) == 0 {
+		return nil, nil, fmt.Errorf("%w: macaroon id without storage id or operations", ErrMalformed)
+	}
+	var ops []bakery.Op
+	for _, op := range pb.Ops {
+		if op == nil || op.Entity == "" || len(op.Actions) == 0 {
+			return nil, nil, fmt.Errorf("%w: empty operation in macaroon id", ErrMalformed)
+		}
+		for _, a := range op.Actions {
+			if a == "" || len(ops) >= maxOps {
+				return nil, nil, fmt.Errorf("%w: bad operations in macaroon id", ErrMalformed)
+			}
+			ops = append(ops, bakery.Op{Entity: op.Entity, Action: a})
+		}
+	}
+	return pb.StorageId, ops, nil
+}
+
+// missingDischarges lists the third-party caveats, in the primary and in
+// the discharges, that no macaroon of the slice discharges.
+func missingDischarges(ms Slice) []ThirdPartyCaveat {
+	var missing []ThirdPartyCaveat
+	for _, m := range ms {
+		for _, c := range m.Caveats() {
+			if len(c.VerificationId) == 0 {
+				continue
+			}
+			found := false
+			for _, d := range ms[1:] {
+				if bytes.Equal(d.Id(), c.Id) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				missing = append(missing, ThirdPartyCaveat{Location: c.Location, ID: bytes.Clone(c.Id)})
+			}
+		}
+	}
+	return missing
+}
+
+// dischargeLocation finds the location of the caveat a discharge answers.
+func dischargeLocation(ms Slice, id []byte) string {
+	for _, m := range ms {
+		for _, c := range m.Caveats() {
+			if len(c.VerificationId) > 0 && bytes.Equal(c.Id, id) {
+				return c.Location
+			}
+		}
+	}
+	return ""
+}
+
+func (s *Service) logFailure(ctx context.Context, err error) {
+	s.log.WarnContext(ctx, "macaroon verification failed",
+		"event", "macaroon_verify_failed", "reason", reason(err), "error", err.Error())
+}
+
+func checkUser(user string) error {
+	if user == "" || len(user) > maxUserBytes || !utf8.ValidString(user) {
+		return fmt.Errorf("macaroon: user name must be 1..%d bytes of UTF-8", maxUserBytes)
+	}
+	for _, r := range user {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("macaroon: user name contains a control character")
+		}
+	}
+	return nil
+}
+
+func checkOps(ops []bakery.Op) error {
+	if len(ops) == 0 {
+		return errors.New("macaroon: at least one operation is required")
+	}
+	if len(ops) > maxOps {
+		return fmt.Errorf("macaroon: at most %d operations", maxOps)
+	}
+	for _, op := range ops {
+		if op.Entity == "" || op.Action == "" {
+			return fmt.Errorf("macaroon: operation %s has an empty entity or action", opString(op))
+		}
+	}
+	return nil
+}
+
+func checkHTTPSLocation(loc string) error {
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w: %q is not a plain https URL", ErrLocationNotAllowed, loc)
+	}
+	return nil
+}
+
+func containsOp(ops []bakery.Op, op bakery.Op) bool {
+	for _, o := range ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+func opString(op bakery.Op) string { return op.Entity + ":" + op.Action }
+
+func opsString(ops []bakery.Op) string {
+	s := make([]string, len(ops))
+	for i, op := range ops {
+		s[i] = opString(op)
+	}
+	return strings.Join(s, ",")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
