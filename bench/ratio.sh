@@ -9,7 +9,13 @@ cd "$(dirname "$0")/.."
 pkg=${1:?usage: ratio.sh PKG BENCH_REGEX [go test flags...]}
 re=${2:?usage: ratio.sh PKG BENCH_REGEX [go test flags...]}
 shift 2
-out=$(go test -run '^$' -bench "$re" -benchmem "$@" "$pkg")
+# The output is kept (and shown) even when go test fails, so a failing
+# benchmark says why instead of vanishing under set -e.
+if ! out=$(go test -run '^$' -bench "$re" -benchmem "$@" "$pkg" 2>&1); then
+  echo "$out"
+  echo "ratio.sh: go test failed for $pkg" >&2
+  exit 1
+fi
 echo "$out"
 echo
 echo "$out" | awk '

@@ -1,0 +1,8 @@
+// Package integration holds the end-to-end tests of the example binaries:
+// it builds server, client, contracts and patchtool once, runs them as
+// separate processes talking TLS on loopback, and checks the live-patch
+// story and its refusals over the wire, on the in-memory store and on
+// PostgreSQL (two servers sharing one database).
+//
+// Run with PostgreSQL: ./scripts/with-postgres.sh go test ./examples/integration/
+package integration

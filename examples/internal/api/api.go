@@ -1,0 +1,130 @@
+// Package api holds the JSON bodies of the example server's HTTP API,
+// shared by the server, the client, the demo and the tests. Field names
+// are a contract: integration tests of users' systems read them.
+package api
+
+import "time"
+
+// Admin operations: each admin endpoint checks exactly one. A login
+// macaroon carries all of them; holders may attenuate it.
+const (
+	OpAuthTokensCreate = "auth-tokens:create"
+	OpAuthTokensList   = "auth-tokens:list"
+	OpAuthTokensRevoke = "auth-tokens:revoke"
+	OpSyncTokensCreate = "sync-tokens:create"
+	OpSyncTokensList   = "sync-tokens:list"
+	OpSyncTokensRevoke = "sync-tokens:revoke"
+	OpMachinesList     = "machines:list"
+	OpMachinesRevoke   = "machines:revoke"
+	OpPatchesUpload    = "patches:upload"
+	OpPatchesList      = "patches:list"
+	OpSyncRun          = "sync:run"
+	OpReportsList      = "reports:list"
+)
+
+// AdminOps lists every admin operation.
+var AdminOps = []string{
+	OpAuthTokensCreate, OpAuthTokensList, OpAuthTokensRevoke,
+	OpSyncTokensCreate, OpSyncTokensList, OpSyncTokensRevoke,
+	OpMachinesList, OpMachinesRevoke,
+	OpPatchesUpload, OpPatchesList, OpSyncRun, OpReportsList,
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+// LoginResponse answers POST /v1/admin/login. Macaroon is the bakery JSON
+// form of the macaroon slice; send it back base64-encoded in
+// "Authorization: Macaroon <base64>" or in the "Macaroons" header.
+type LoginResponse struct {
+	User     string    `json:"user"`
+	Expires  time.Time `json:"expires"`
+	Macaroon any       `json:"macaroon"`
+	// Header is the ready-made value for the Authorization header.
+	Header string `json:"authorization"`
+}
+
+// IssueTokenRequest is the body of POST /v1/admin/auth-tokens and
+// /v1/admin/sync-tokens.
+type IssueTokenRequest struct {
+	Name string `json:"name"`
+	// Uses applies to registration tokens: 1 or more, or -1 for
+	// unlimited; 0 means 1.
+	Uses int `json:"uses,omitempty"`
+	// ValidFor is a Go duration ("24h"); empty means no expiry.
+	ValidFor string `json:"valid_for,omitempty"`
+}
+
+// TokenInfo describes a token; listings never include its value.
+type TokenInfo struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	Tier       string     `json:"tier"`
+	Name       string     `json:"name,omitempty"`
+	Machine    string     `json:"machine,omitempty"`
+	Uses       *int       `json:"uses,omitempty"`
+	UsesLeft   *int       `json:"uses_left,omitempty"`
+	ValidUntil *time.Time `json:"valid_until,omitempty"`
+	Created    time.Time  `json:"created"`
+	LastUsed   *time.Time `json:"last_used,omitempty"`
+	Revoked    bool       `json:"revoked"`
+}
+
+// IssuedToken answers a token creation: the only time the value is shown.
+type IssuedToken struct {
+	Token string `json:"token"`
+	TokenInfo
+}
+
+// TokenList answers the listing endpoints.
+type TokenList struct {
+	Tokens []TokenInfo `json:"tokens"`
+}
+
+// RegisterResponse answers PUT /v1/client/{machine}.
+type RegisterResponse struct {
+	Machine      string `json:"machine"`
+	Tier         string `json:"tier"`
+	MachineToken string `json:"machine_token"`
+}
+
+// DischargeRequired is the 401 body of PUT /v1/client/{machine} without
+// credentials when the server accepts entitlement-service discharges: the
+// resource macaroon (bakery JSON) whose third-party caveat the client gets
+// discharged at ThirdParty.
+type DischargeRequired struct {
+	Code       string `json:"code"`
+	Message    string `json:"error"`
+	Macaroon   any    `json:"macaroon"`
+	ThirdParty string `json:"third_party"`
+}
+
+// Patch is one entry of a patch listing.
+type Patch struct {
+	Filename string `json:"filename"`
+	SHA256   string `json:"sha256"`
+	URL      string `json:"url"`
+	Version  string `json:"version"`
+	Kernel   string `json:"kernel"`
+}
+
+// PatchList answers GET /v1/client/{machine}/patches and GET
+// /v1/sync/patches.
+type PatchList struct {
+	Patches []Patch `json:"patches"`
+}
+
+// UploadResponse answers POST /v1/admin/patches.
+type UploadResponse struct {
+	Patch
+	Signer string `json:"signer"`
+}
+
+// SyncResponse answers POST /v1/admin/sync.
+type SyncResponse struct {
+	Fetched int `json:"fetched"`
+	Known   int `json:"known"`
+}

@@ -1,0 +1,458 @@
+// Package client is the example live-patch client behind examples/client
+// and the demo. It registers the machine, lists, downloads and verifies
+// patches (hash, then module signature against pinned certificates) and
+// places verified modules in its state directory; it never loads anything
+// into a kernel. It reports with a hashed machine ID.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/examples/internal/ident"
+	"github.com/lpsec/lpsec/examples/internal/pki"
+	"github.com/lpsec/lpsec/patchverify"
+	"github.com/lpsec/lpsec/report"
+	"github.com/lpsec/lpsec/tlsconfig"
+)
+
+// Version is sent in reports.
+const Version = "lpsec-example-client/0.1"
+
+// Config is the client's configuration.
+type Config struct {
+	RemoteServer     string
+	CACerts          string
+	HTTPProxy        string
+	HTTPSProxy       string
+	NoProxy          string
+	TLSPatchDownload bool
+	DialTimeout      time.Duration
+	StateDir         string
+	SigningCerts     []string
+	MachineIDFile    string
+	Kernel           string
+	ReportKey        string
+	ContractsURL     string
+	Logger           *slog.Logger
+}
+
+// State is what the client keeps in --state-dir/state.json (0600).
+type State struct {
+	Server       string    `json:"server"`
+	Machine      string    `json:"machine"`
+	Tier         string    `json:"tier"`
+	MachineToken string    `json:"machine_token"`
+	Registered   time.Time `json:"registered"`
+	LastCheck    time.Time `json:"last_check,omitzero"`
+	Patch        *Placed   `json:"patch,omitempty"`
+}
+
+// Placed is a verified patch placed in the state directory.
+type Placed struct {
+	Filename string `json:"filename"`
+	SHA256   string `json:"sha256"`
+	Version  string `json:"version"`
+	Kernel   string `json:"kernel"`
+	Module   string `json:"module"` // path of the verified module
+	Signer   string `json:"signer"`
+}
+
+// ServerError is an error answer from the server.
+type ServerError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("server answered %d %s", e.Status, e.Code)
+	}
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// ErrNotEnabled means the machine has not been registered yet.
+var ErrNotEnabled = errors.New("client: machine not enabled (run: client enable TOKEN)")
+
+// Client talks to one server.
+type Client struct {
+	cfg       Config
+	server    *url.URL
+	api       *http.Client // to the server: TLS always
+	dl        *http.Client // patch downloads: TLS-only when TLSPatchDownload
+	machineID [16]byte
+	machine   string
+	log       *slog.Logger
+}
+
+// New checks cfg and builds the HTTP clients.
+func New(cfg Config) (*Client, error) {
+	c := &Client{cfg: cfg, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("--state-dir must not be empty")
+	}
+	var err error
+	c.machineID, err = report.ReadMachineID(cfg.MachineIDFile)
+	if err != nil {
+		return nil, fmt.Errorf("machine ID: %w", err)
+	}
+	if c.machine, err = ident.MachineName(c.machineID); err != nil {
+		return nil, err
+	}
+	if cfg.RemoteServer != "" {
+		u, err := url.Parse(strings.TrimRight(cfg.RemoteServer, "/"))
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("--remote-server: not a URL")
+		}
+		if err := tlsconfig.RequireTLS(u); err != nil {
+			return nil, fmt.Errorf("--remote-server must be https: %w", err)
+		}
+		c.server = u
+	}
+	srcs := []tlsconfig.PoolSource{tlsconfig.SystemRoots()}
+	if cfg.CACerts != "" {
+		srcs = append(srcs, tlsconfig.PEMFile(cfg.CACerts))
+	}
+	pool, err := tlsconfig.NewPool(srcs...)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-certs: %w", err)
+	}
+	opts := []tlsconfig.Option{tlsconfig.WithRootCAs(pool), tlsconfig.WithLogger(c.log)}
+	if cfg.HTTPProxy != "" || cfg.HTTPSProxy != "" || cfg.NoProxy != "" {
+		opts = append(opts, tlsconfig.WithProxy(cfg.HTTPProxy, cfg.HTTPSProxy, cfg.NoProxy))
+	}
+	if cfg.DialTimeout > 0 {
+		opts = append(opts, tlsconfig.WithDialTimeout(cfg.DialTimeout))
+	}
+	if c.api, err = tlsconfig.HTTPClient(append(opts, tlsconfig.WithRequireTLS())...); err != nil {
+		return nil, err
+	}
+	dlOpts := opts
+	if cfg.TLSPatchDownload {
+		dlOpts = append(dlOpts, tlsconfig.WithRequireTLS())
+	}
+	if c.dl, err = tlsconfig.HTTPClient(dlOpts...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Machine is the machine's name on the network (app-specific ID).
+func (c *Client) Machine() string { return c.machine }
+
+func (c *Client) stateFile() string { return filepath.Join(c.cfg.StateDir, "state.json") }
+
+// LoadState reads the saved state, or ErrNotEnabled.
+func (c *Client) LoadState() (*State, error) {
+	data, err := os.ReadFile(c.stateFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotEnabled
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.stateFile(), err)
+	}
+	return &st, nil
+}
+
+func (c *Client) saveState(st *State) error {
+	if err := os.MkdirAll(c.cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := c.stateFile() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.stateFile())
+}
+
+func (c *Client) serverURL(st *State) (*url.URL, error) {
+	if c.server != nil {
+		return c.server, nil
+	}
+	if st != nil && st.Server != "" {
+		return url.Parse(st.Server)
+	}
+	return nil, errors.New("no --remote-server given")
+}
+
+// do sends a request to the server and decodes a JSON answer into out.
+func (c *Client) do(ctx context.Context, method string, base *url.URL, path string, hdr http.Header, body io.Reader, out any) error {
+	u := base.JoinPath(path)
+	return c.doURL(ctx, method, u.String(), hdr, body, out)
+}
+
+func (c *Client) doURL(ctx context.Context, method, u string, hdr http.Header, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.api.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp.StatusCode, data)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("server answer: %w", err)
+		}
+	}
+	return nil
+}
+
+func decodeError(status int, data []byte) error {
+	var e api.Error
+	_ = json.Unmarshal(data, &e)
+	if e.Code == "" {
+		e.Code = http.StatusText(status)
+	}
+	return &ServerError{Status: status, Code: e.Code, Message: e.Message}
+}
+
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+// Enable registers the machine with a registration token.
+func (c *Client) Enable(ctx context.Context, registrationToken string) (*State, error) {
+	if c.server == nil {
+		return nil, errors.New("enable needs --remote-server")
+	}
+	var resp api.RegisterResponse
+	if err := c.do(ctx, http.MethodPut, c.server, "/v1/client/"+c.machine, bearer(registrationToken), nil, &resp); err != nil {
+		return nil, err
+	}
+	return c.enabled(resp)
+}
+
+func (c *Client) enabled(resp api.RegisterResponse) (*State, error) {
+	st := &State{Server: c.server.String(), Machine: resp.Machine, Tier: resp.Tier, MachineToken: resp.MachineToken, Registered: time.Now().UTC()}
+	if err := c.saveState(st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// CheckToken asks the server whether the saved machine token is accepted.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, err := c.List(ctx)
+	return err
+}
+
+// Kernel is the kernel release patches are asked for.
+func (c *Client) Kernel(ctx context.Context) (string, error) {
+	if c.cfg.Kernel != "" {
+		return c.cfg.Kernel, nil
+	}
+	r, err := report.Collect(ctx)
+	if err != nil {
+		return "", err
+	}
+	if r.KernelVersion == "" {
+		return "", errors.New("cannot read the kernel release; give --kernel")
+	}
+	return r.KernelVersion, nil
+}
+
+// List returns the patches the server offers this machine's kernel.
+func (c *Client) List(ctx context.Context) ([]api.Patch, error) {
+	st, err := c.LoadState()
+	if err != nil {
+		return nil, err
+	}
+	base, err := c.serverURL(st)
+	if err != nil {
+		return nil, err
+	}
+	k, err := c.Kernel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := base.JoinPath("/v1/client/" + st.Machine + "/patches")
+	u.RawQuery = url.Values{"kernel": {k}}.Encode()
+	var list api.PatchList
+	if err := c.doURL(ctx, http.MethodGet, u.String(), bearer(st.MachineToken), nil, &list); err != nil {
+		return nil, err
+	}
+	return list.Patches, nil
+}
+
+func (c *Client) verifier() (*patchverify.Verifier, error) {
+	if len(c.cfg.SigningCerts) == 0 {
+		return nil, errors.New("--signing-cert is required: the certificate patches must be signed by")
+	}
+	var pinned []*x509.Certificate
+	for _, f := range c.cfg.SigningCerts {
+		cs, err := pki.ReadCerts(f)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-cert: %w", err)
+		}
+		pinned = append(pinned, cs...)
+	}
+	return patchverify.NewVerifier(pinned, patchverify.WithLogger(c.log))
+}
+
+// Refresh lists the patches for this kernel, downloads the newest, checks
+// its hash and module signature, and places the verified module in the
+// state directory. It returns nil, nil when there is nothing to apply.
+func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
+	v, err := c.verifier()
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.LoadState()
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.LastCheck = time.Now().UTC()
+	if len(list) == 0 {
+		return nil, c.saveState(st)
+	}
+	best := list[0]
+	for _, p := range list[1:] {
+		if versionLess(best.Version, p.Version) {
+			best = p
+		}
+	}
+	placed, err := c.Install(ctx, v, best)
+	if err != nil {
+		return nil, err
+	}
+	st.Patch = placed
+	return placed, c.saveState(st)
+}
+
+func versionLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// Install downloads one listed patch and verifies it: the URL must be
+// https under --tls-patch-download (refused before any connection), the
+// SHA-256 must match, then the module signature must verify against the
+// pinned certificates. Only then is anything written.
+func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Patch) (*Placed, error) {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return nil, fmt.Errorf("patch URL: %w", err)
+	}
+	var opts []patchverify.PatchOption
+	if c.cfg.TLSPatchDownload {
+		if err := tlsconfig.RequireTLS(u); err != nil {
+			return nil, fmt.Errorf("refusing patch download (--tls-patch-download): %w", err)
+		}
+		opts = append(opts, patchverify.WithRequireHTTPS())
+	}
+	f, err := patchverify.Download(ctx, c.dl, u.String(), p.SHA256, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("downloading %s: %w", p.Filename, err)
+	}
+	defer f.Close()
+	patch, err := patchverify.VerifyPatch(ctx, f, p.SHA256, v)
+	if err != nil {
+		return nil, fmt.Errorf("verifying %s: %w", p.Filename, err)
+	}
+	// Named by the verified hash, so a new version never mixes with an old one.
+	dir := filepath.Join(c.cfg.StateDir, "patches", patch.SHA256[:16])
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := patch.Extract(dir); err != nil {
+		return nil, err
+	}
+	signer := patch.Signer.Signature.SignerName()
+	if cn := patch.Signer.Certificate.Subject.CommonName; cn != "" {
+		signer = cn
+	}
+	c.log.Info("patch verified and placed", "event", "patch_placed", "filename", p.Filename, "sha256", p.SHA256)
+	return &Placed{Filename: p.Filename, SHA256: patch.SHA256, Version: p.Version, Kernel: p.Kernel,
+		Module: filepath.Join(dir, patch.ModuleName), Signer: signer}, nil
+}
+
+// Report sends a machine report: the machine ID only as an HMAC under the
+// deployment's report key.
+func (c *Client) Report(ctx context.Context) (*report.Report, error) {
+	if c.cfg.ReportKey == "" {
+		return nil, errors.New("--report-key is required to report (the deployment's key, ID:HEX)")
+	}
+	h, err := ident.ParseReportKeys(c.cfg.ReportKey)
+	if err != nil {
+		return nil, fmt.Errorf("--report-key: %w", err)
+	}
+	st, err := c.LoadState()
+	if err != nil {
+		return nil, err
+	}
+	base, err := c.serverURL(st)
+	if err != nil {
+		return nil, err
+	}
+	r, err := report.Collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Kernel != "" {
+		r.KernelVersion = c.cfg.Kernel
+	}
+	r.MachineID = h.Hash(c.machineID)
+	r.ClientVersion = Version
+	r.LastCheck = st.LastCheck
+	// The client verifies and places patches but never loads them.
+	r.PatchState = report.PatchNothingToApply
+	if st.Patch != nil {
+		r.PatchState = report.PatchUnapplied
+		r.PatchVersion = st.Patch.Version
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.do(ctx, http.MethodPost, base, "/v1/client/"+st.Machine+"/report", bearer(st.MachineToken), bytes.NewReader(body), nil); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -1,0 +1,231 @@
+// Package contracts is the example entitlement service: a stand-in for a
+// vendor's contracts server. It knows contract tokens and discharges the
+// third-party caveats of resource macaroons for requests that present a
+// valid one, using macaroon.Discharger for everything macaroon.
+package contracts
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+
+	"github.com/lpsec/lpsec/examples/internal/cli"
+	"github.com/lpsec/lpsec/examples/internal/pki"
+	lpmac "github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/tlsconfig"
+)
+
+// Options are the service's settings.
+type Options struct {
+	Listen             string
+	StateDir           string
+	TLSCert, TLSKey    string
+	ContractTokens     string
+	ContractTokensFile string
+	KeyFile            string
+	DischargeTTL       time.Duration
+	LogLevel           string
+}
+
+// RegisterFlags binds o to fs.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8444", "`address` to listen on")
+	fs.StringVar(&o.StateDir, "state-dir", "lpsec-contracts-state", "`directory` for the key pair and the generated TLS certificate")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate chain `file` (PEM); without it a CA and certificate are made in --state-dir")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `file` (PEM)")
+	fs.StringVar(&o.ContractTokens, "contract-tokens", "", "valid contract `tokens`, comma-separated (secret: prefer the environment variable or the file)")
+	fs.StringVar(&o.ContractTokensFile, "contract-tokens-file", "", "`file` of valid contract tokens, one per line (# comments)")
+	fs.StringVar(&o.KeyFile, "key-file", "", "bakery key pair `file` (JSON); created when missing (default --state-dir/contracts-key.json)")
+	fs.DurationVar(&o.DischargeTTL, "discharge-ttl", 10*time.Minute, "lifetime of discharges")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log: debug, info, warn or error")
+}
+
+// Service is a running entitlement service.
+type Service struct {
+	URL       string
+	CAFile    string
+	PublicKey string // base64, to pin in the server's --contracts-public-key
+	http      *http.Server
+	done      chan struct{}
+}
+
+// maxTokens bounds the contract-token list.
+const maxTokens = 100000
+
+func readTokens(o Options) ([][32]byte, error) {
+	var raw []string
+	if o.ContractTokens != "" {
+		raw = append(raw, strings.Split(o.ContractTokens, ",")...)
+	}
+	if o.ContractTokensFile != "" {
+		f, err := os.Open(o.ContractTokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--contract-tokens-file: %w", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line != "" && !strings.HasPrefix(line, "#") {
+				raw = append(raw, line)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--contract-tokens-file: %w", err)
+		}
+	}
+	var out [][32]byte
+	for _, t := range raw {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if len(t) < 16 || len(t) > 256 {
+			return nil, cli.Usagef("contract tokens must be 16 to 256 characters")
+		}
+		out = append(out, sha256.Sum256([]byte(t)))
+	}
+	if len(out) == 0 {
+		return nil, cli.Usagef("no contract tokens: give --contract-tokens or --contract-tokens-file")
+	}
+	if len(out) > maxTokens {
+		return nil, cli.Usagef("more than %d contract tokens", maxTokens)
+	}
+	return out, nil
+}
+
+var conditionRe = regexp.MustCompile(`^entitled-machine [0-9a-f]{32}$`)
+
+// Start runs the service until Close.
+func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tokens, err := readTokens(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	keyFile := o.KeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(o.StateDir, "contracts-key.json")
+	}
+	key, err := loadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	check := func(ctx context.Context, r *http.Request, condition string) error {
+		if !conditionRe.MatchString(condition) {
+			return fmt.Errorf("unknown condition")
+		}
+		if r == nil {
+			return errors.New("no request")
+		}
+		vals := r.Header.Values("Authorization")
+		if len(vals) != 1 || len(vals[0]) > 300 {
+			return errors.New("no contract token")
+		}
+		scheme, tok, ok := strings.Cut(vals[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return errors.New("no contract token")
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		found := 0
+		for i := range tokens {
+			found |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
+		}
+		if found != 1 {
+			log.Info("discharge refused", "event", "contract_refused", "reason", "unknown_contract_token")
+			return errors.New("unknown contract token")
+		}
+		log.Info("discharge granted", "event", "contract_discharged", "condition", condition)
+		return nil
+	}
+	d, err := lpmac.NewDischarger(lpmac.DischargerConfig{Key: key, Check: check, TTL: o.DischargeTTL, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cert, keyPEM, caFile := o.TLSCert, o.TLSKey, ""
+	if (cert == "") != (keyPEM == "") {
+		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	if cert == "" {
+		f, err := pki.EnsureServerTLS(filepath.Join(o.StateDir, "tls"), []string{"localhost", "127.0.0.1", "::1"})
+		if err != nil {
+			return nil, err
+		}
+		cert, keyPEM, caFile = f.Cert, f.Key, f.CACert
+	}
+	tcfg, err := tlsconfig.Server(tlsconfig.WithCertificateFiles(cert, keyPEM), tlsconfig.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", d)
+	pub := d.PublicKey()
+	s := &Service{
+		URL:       "https://" + ln.Addr().String(),
+		CAFile:    caFile,
+		PublicKey: pub.String(),
+		done:      make(chan struct{}),
+		http: &http.Server{Handler: http.MaxBytesHandler(mux, 64<<10), TLSConfig: tcfg, ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
+	}
+	go func() {
+		defer close(s.done)
+		_ = s.http.Serve(tls.NewListener(ln, tcfg))
+	}()
+	log.Info("entitlement service started", "event", "contracts_started", "url", s.URL, "tokens", len(tokens))
+	return s, nil
+}
+
+// Done is closed when the service stops serving.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Close stops the service.
+func (s *Service) Close(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	<-s.done
+	return err
+}
+
+func loadOrCreateKey(file string) (*bakery.KeyPair, error) {
+	data, err := os.ReadFile(file)
+	if err == nil {
+		return lpmac.ParseKeyPair(data)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k, err := lpmac.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	js, err := lpmac.MarshalKeyPair(k)
+	if err != nil {
+		return nil, err
+	}
+	return k, os.WriteFile(file, js, 0o600)
+}

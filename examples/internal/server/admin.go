@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/lpsec/lpsec/auth"
+	"github.com/lpsec/lpsec/examples/internal/cli"
+)
+
+// adminAuth is HTTP Basic for the admin login endpoint only; everything
+// else an admin does is authorised by the macaroon login returns.
+type adminAuth struct {
+	basic *auth.Basic // nil: no admin users configured
+}
+
+func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
+	var (
+		users auth.Users
+		err   error
+		flag  = "--admin-users"
+	)
+	switch {
+	case o.AdminUsers != "":
+		users, err = auth.ParseUsers(o.AdminUsers)
+	case o.AdminUsersFile != "":
+		flag = "--admin-users-file"
+		var f *os.File
+		if f, err = os.Open(o.AdminUsersFile); err == nil {
+			users, err = auth.ReadHtpasswd(f)
+			f.Close()
+		}
+	default:
+		log.Warn("no admin users: every admin request will be refused", "event", "admin_disabled")
+		return &adminAuth{}, nil
+	}
+	if err != nil {
+		// auth's error names the user and the format, never the hash.
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("%s: %v", flag, err)}
+	}
+	b, err := auth.NewBasic(users,
+		auth.WithLogger(log),
+		auth.WithRealm("lpsec admin"),
+		auth.WithCache(5*time.Minute, 1024),
+		auth.WithThrottle(20, 2*time.Second),
+	)
+	if err != nil {
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("%s: %v", flag, err)}
+	}
+	return &adminAuth{basic: b}, nil
+}
+
+func (a *adminAuth) wrap(next http.Handler) http.Handler {
+	if a.basic == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "this server has no admin users")
+		})
+	}
+	return a.basic.Middleware(next)
+}
+
+func (a *adminAuth) user(ctx context.Context) string {
+	u, _ := auth.UserFromContext(ctx)
+	return u
+}

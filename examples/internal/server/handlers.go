@@ -1,0 +1,490 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/patchverify"
+	"github.com/lpsec/lpsec/token"
+)
+
+// Handler returns the server's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+
+	// Admin: Basic once, for a macaroon; then one operation per endpoint.
+	mux.Handle("POST /v1/admin/login", s.admin.wrap(http.HandlerFunc(s.login)))
+	mux.Handle("POST /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensCreate, s.issueRegistration))
+	mux.Handle("GET /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensList, s.listRegistrations))
+	mux.Handle("DELETE /v1/admin/auth-tokens/{id}", s.mac.require(api.OpAuthTokensRevoke, s.revoke(s.tokens.RevokeRegistration)))
+	mux.Handle("POST /v1/admin/sync-tokens", s.mac.require(api.OpSyncTokensCreate, s.issueSync))
+	mux.Handle("GET /v1/admin/sync-tokens", s.mac.require(api.OpSyncTokensList, s.listSyncs))
+	mux.Handle("DELETE /v1/admin/sync-tokens/{id}", s.mac.require(api.OpSyncTokensRevoke, s.revoke(s.tokens.RevokeSync)))
+	mux.Handle("GET /v1/admin/machines", s.mac.require(api.OpMachinesList, s.listMachines))
+	mux.Handle("DELETE /v1/admin/machines/{id}", s.mac.require(api.OpMachinesRevoke, s.revoke(s.tokens.RevokeMachine)))
+	mux.Handle("POST /v1/admin/patches", s.mac.require(api.OpPatchesUpload, s.upload))
+	mux.Handle("GET /v1/admin/patches", s.mac.require(api.OpPatchesList, s.listAllPatches))
+	mux.Handle("POST /v1/admin/sync", s.mac.require(api.OpSyncRun, s.runSync))
+	mux.Handle("GET /v1/admin/reports", s.mac.require(api.OpReportsList, s.listReports))
+
+	// Clients.
+	mux.HandleFunc("PUT /v1/client/{machine}", s.register)
+	mux.HandleFunc("GET /v1/client/{machine}/patches", s.machineOnly(s.clientPatches))
+	mux.HandleFunc("POST /v1/client/{machine}/report", s.machineOnly(s.report))
+	mux.HandleFunc("GET /v1/patches/{filename}", s.download)
+
+	// Downstream servers.
+	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
+
+	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
+	return s.recoverer(mux)
+}
+
+// recoverer turns a panic in a handler into a 500 and a log record, so
+// one request can never take the server down.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "event", "http_panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	user := s.admin.user(r.Context())
+	if user == "" {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+		return
+	}
+	resp, err := s.mac.login(r.Context(), user)
+	if err != nil {
+		s.log.Error("minting admin macaroon", "event", "admin_login_failed", "error", err.Error())
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot mint a macaroon now")
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func parseValidFor(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || d > 10*365*24*time.Hour {
+		return time.Time{}, fmt.Errorf("valid_for must be a positive Go duration of at most 10 years")
+	}
+	return time.Now().Add(d), nil
+}
+
+// tokenStatus maps a store error to an HTTP answer.
+func tokenStatus(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, token.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrUnknown):
+		writeError(w, http.StatusNotFound, "not_found", "no such token")
+	case errors.Is(err, token.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "token store unavailable")
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func (s *Server) issueRegistration(w http.ResponseWriter, r *http.Request) {
+	var req api.IssueTokenRequest
+	if !decodeJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	until, err := parseValidFor(req.ValidFor)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	uses := req.Uses
+	if uses == 0 {
+		uses = 1
+	}
+	tok, rec, err := s.tokens.IssueRegistration(r.Context(), token.Registration{Tier: Tier, Name: req.Name, Uses: uses, ValidUntil: until})
+	if err != nil {
+		tokenStatus(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.IssuedToken{Token: tok, TokenInfo: regInfo(rec)})
+}
+
+func (s *Server) issueSync(w http.ResponseWriter, r *http.Request) {
+	var req api.IssueTokenRequest
+	if !decodeJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	if req.Uses != 0 {
+		writeError(w, http.StatusBadRequest, "invalid", "sync tokens have no uses count")
+		return
+	}
+	until, err := parseValidFor(req.ValidFor)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	tok, rec, err := s.tokens.IssueSync(r.Context(), token.Sync{Tier: Tier, Name: req.Name, ValidUntil: until})
+	if err != nil {
+		tokenStatus(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.IssuedToken{Token: tok, TokenInfo: syncInfo(rec)})
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func regInfo(r token.Registration) api.TokenInfo {
+	uses, left := r.Uses, r.UsesLeft
+	return api.TokenInfo{ID: r.ID, Kind: "registration", Tier: r.Tier, Name: r.Name, Uses: &uses, UsesLeft: &left,
+		ValidUntil: optTime(r.ValidUntil), Created: r.Created, Revoked: r.Revoked}
+}
+
+func syncInfo(r token.Sync) api.TokenInfo {
+	return api.TokenInfo{ID: r.ID, Kind: "sync", Tier: r.Tier, Name: r.Name, ValidUntil: optTime(r.ValidUntil),
+		Created: r.Created, LastUsed: optTime(r.LastUsed), Revoked: r.Revoked}
+}
+
+func machineInfo(r token.Machine) api.TokenInfo {
+	return api.TokenInfo{ID: r.ID, Kind: "machine", Tier: r.Tier, Machine: r.Machine, ValidUntil: optTime(r.ValidUntil),
+		Created: r.Created, LastUsed: optTime(r.LastSeen), Revoked: r.Revoked}
+}
+
+func (s *Server) listRegistrations(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.tokens.ListRegistrations(r.Context())
+	if err != nil {
+		tokenStatus(w, err)
+		return
+	}
+	out := api.TokenList{Tokens: []api.TokenInfo{}}
+	for _, rec := range recs {
+		if rec.ID == s.entitledID {
+			continue
+		}
+		out.Tokens = append(out.Tokens, regInfo(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listSyncs(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.tokens.ListSyncs(r.Context())
+	if err != nil {
+		tokenStatus(w, err)
+		return
+	}
+	out := api.TokenList{Tokens: []api.TokenInfo{}}
+	for _, rec := range recs {
+		out.Tokens = append(out.Tokens, syncInfo(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.tokens.ListMachines(r.Context())
+	if err != nil {
+		tokenStatus(w, err)
+		return
+	}
+	out := api.TokenList{Tokens: []api.TokenInfo{}}
+	for _, rec := range recs {
+		out.Tokens = append(out.Tokens, machineInfo(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) revoke(fn func(context.Context, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(r.Context(), r.PathValue("id")); err != nil {
+			tokenStatus(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// register exchanges a registration token, or a resource macaroon
+// discharged by the entitlement service, for a machine token.
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	machine := r.PathValue("machine")
+	if !validMachine(machine) {
+		writeError(w, http.StatusBadRequest, "bad_machine", "machine must be 32 lowercase hex characters (an app-specific machine ID)")
+		return
+	}
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		writeError(w, http.StatusBadRequest, "bad_request", "more than one Authorization header")
+		return
+	}
+	// The scheme picks the credential: Bearer is a registration token
+	// (checked by token), anything else goes to macaroon verification.
+	var regToken string
+	isBearer := len(authz) == 1 && isScheme(authz[0], "Bearer")
+	if isBearer {
+		var err error
+		if regToken, err = token.BearerToken(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "invalid_token", "registration token not accepted")
+			return
+		}
+	}
+	var (
+		tok string
+		rec token.Machine
+		err error
+	)
+	switch {
+	case isBearer:
+		tok, rec, err = s.tokens.Register(r.Context(), regToken, machine)
+		if err != nil {
+			s.log.Info("registration refused", "event", "machine_register_failed", "reason", tokenReason(err), "machine", machine)
+			if errors.Is(err, token.ErrUnavailable) {
+				writeError(w, http.StatusServiceUnavailable, "unavailable", "token store unavailable")
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "invalid_token", "registration token not accepted")
+			return
+		}
+	case s.mac.hasContracts() && s.mac.present(r):
+		if status, code, msg := s.mac.verifyEntitled(r, machine); status != 0 {
+			writeError(w, status, code, msg)
+			return
+		}
+		tok, rec, err = s.tokens.Register(r.Context(), s.entitledToken, machine)
+		if err != nil {
+			tokenStatus(w, err)
+			return
+		}
+	case len(authz) == 0 && s.mac.hasContracts():
+		// httpbakery-style: tell the client which third party to ask.
+		body, err := s.mac.dischargeRequired(r.Context(), machine)
+		if err != nil {
+			s.log.Error("minting resource macaroon", "event", "resource_macaroon_failed", "error", err.Error())
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot mint a macaroon now")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer, Macaroon`)
+		writeJSON(w, http.StatusUnauthorized, body)
+		return
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <registration token>")
+		return
+	}
+	s.log.Info("machine registered", "event", "machine_registered", "machine", machine, "tier", rec.Tier)
+	writeJSON(w, http.StatusOK, api.RegisterResponse{Machine: machine, Tier: rec.Tier, MachineToken: tok})
+}
+
+func isScheme(header, scheme string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(header, " "), " ")
+	return strings.EqualFold(name, scheme)
+}
+
+func tokenReason(err error) string {
+	for _, e := range []struct {
+		err error
+		r   string
+	}{{token.ErrMalformed, "malformed"}, {token.ErrUnknown, "unknown"}, {token.ErrRevoked, "revoked"},
+		{token.ErrExpired, "expired"}, {token.ErrExhausted, "exhausted"}, {token.ErrInvalid, "invalid"}} {
+		if errors.Is(err, e.err) {
+			return e.r
+		}
+	}
+	return "unavailable"
+}
+
+func (s *Server) clientPatches(w http.ResponseWriter, r *http.Request) {
+	kernel := r.URL.Query().Get("kernel")
+	if kernel == "" || len(kernel) > 128 {
+		writeError(w, http.StatusBadRequest, "bad_request", "query parameter kernel (uname -r) is required, at most 128 bytes")
+		return
+	}
+	list, err := s.cat.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch catalogue unavailable")
+		return
+	}
+	out := api.PatchList{Patches: []api.Patch{}}
+	for _, p := range list {
+		if p.Kernel == kernel {
+			out.Patches = append(out.Patches, s.entry(p))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) entry(p PatchInfo) api.Patch {
+	return api.Patch{Filename: p.Filename, SHA256: p.SHA256, URL: s.URL + "/v1/patches/" + url.PathEscape(p.Filename),
+		Version: p.Version, Kernel: p.Kernel}
+}
+
+func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("filename")
+	if !ValidFilename(name) {
+		writeError(w, http.StatusNotFound, "not_found", "no such patch")
+		return
+	}
+	_, data, err := s.cat.Get(r.Context(), name)
+	if errors.Is(err, ErrNoPatch) {
+		writeError(w, http.StatusNotFound, "not_found", "no such patch")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch store unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+func (s *Server) listAllPatches(w http.ResponseWriter, r *http.Request) {
+	list, err := s.cat.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch catalogue unavailable")
+		return
+	}
+	out := api.PatchList{Patches: []api.Patch{}}
+	for _, p := range list {
+		out.Patches = append(out.Patches, s.entry(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// upload accepts a patch tarball only if its module signature verifies
+// against --signing-cert. The body is the tarball; the optional header
+// X-Patch-SHA256 makes the server check the uploader's hash too.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("filename")
+	if name != "" && !ValidFilename(name) {
+		writeError(w, http.StatusBadRequest, "bad_filename", "query parameter filename must name a .tar, .tar.bz2, .tar.gz or .tar.xz file without path")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxPatchSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("patch larger than %d bytes", s.opts.MaxPatchSize))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "reading the patch failed")
+		return
+	}
+	sum := sha256Hex(data)
+	if want := r.Header.Get("X-Patch-SHA256"); want != "" && !strings.EqualFold(want, sum) {
+		writeError(w, http.StatusBadRequest, "checksum_mismatch", "the patch's SHA-256 is not X-Patch-SHA256")
+		return
+	}
+	info, err := s.verifyAndStore(r.Context(), name, sum, data)
+	if err != nil {
+		s.log.Warn("patch upload refused", "event", "patch_upload_refused", "filename", name, "reason", err.Error())
+		status := http.StatusUnprocessableEntity
+		if errors.Is(err, patchverify.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, "patch_refused", err.Error())
+		return
+	}
+	s.log.Info("patch uploaded", "event", "patch_uploaded", "filename", info.Filename, "sha256", sum, "signer", info.Signer)
+	writeJSON(w, http.StatusCreated, api.UploadResponse{Patch: s.entry(info), Signer: info.Signer})
+}
+
+// verifyAndStore runs the whole client-side pipeline on a patch (hash,
+// tarball, module signature) before it is recorded: a server never serves
+// what it has not verified.
+func (s *Server) verifyAndStore(ctx context.Context, name, sum string, data []byte) (PatchInfo, error) {
+	p, err := patchverify.VerifyPatch(ctx, bytes.NewReader(data), sum, s.verifier, patchverify.WithMaxPatchSize(s.opts.MaxPatchSize))
+	if err != nil {
+		return PatchInfo{}, err
+	}
+	info, err := patchInfo(name, sum, data, p)
+	if err != nil {
+		return PatchInfo{}, err
+	}
+	if err := s.cat.Put(ctx, info, data); err != nil {
+		return PatchInfo{}, fmt.Errorf("storing the patch: %w", err)
+	}
+	return info, nil
+}
+
+func (s *Server) syncPatches(w http.ResponseWriter, r *http.Request) {
+	s.listAllPatches(w, r)
+}
+
+func (s *Server) runSync(w http.ResponseWriter, r *http.Request) {
+	if s.upstream == nil {
+		writeError(w, http.StatusConflict, "no_upstream", "this server has no --upstream-url")
+		return
+	}
+	res, err := s.SyncOnce(r.Context())
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "sync_failed", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ErrNoMetadata refuses a patch whose tarball has no metadata.json: the
+// server would not know which kernel it is for.
+var ErrNoMetadata = errors.New("patch has no metadata.json (kernel, flavour, version, architecture)")
+
+// patchInfo describes a verified patch; without a filename it names it as
+// live-patch services do: livepatch-<kernel>-<flavour>-<ver>-<arch>.tar.<c>.
+func patchInfo(name, sum string, data []byte, p *patchverify.Patch) (PatchInfo, error) {
+	m := p.Metadata
+	if m == nil || m.Kernel == "" {
+		return PatchInfo{}, ErrNoMetadata
+	}
+	kernel := m.Kernel
+	if m.Flavour != "" {
+		kernel += "-" + m.Flavour
+	}
+	if name == "" {
+		ext := ".tar"
+		switch {
+		case bytes.HasPrefix(data, []byte("BZh")):
+			ext = ".tar.bz2"
+		case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+			ext = ".tar.gz"
+		case bytes.HasPrefix(data, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+			ext = ".tar.xz"
+		}
+		name = fmt.Sprintf("livepatch-%s-%d-%s%s", kernel, m.Version, m.Architecture, ext)
+		if !ValidFilename(name) {
+			return PatchInfo{}, fmt.Errorf("metadata gives an unusable file name; pass ?filename=")
+		}
+	}
+	signer := p.Signer.Signature.SignerName()
+	if cn := p.Signer.Certificate.Subject.CommonName; cn != "" {
+		signer = cn
+	}
+	return PatchInfo{Filename: name, SHA256: sum, Kernel: kernel, Version: strconv.Itoa(m.Version),
+		Size: int64(len(data)), Signer: signer, Added: time.Now().UTC()}, nil
+}

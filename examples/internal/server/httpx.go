@@ -1,0 +1,87 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/lpsec/lpsec/examples/internal/api"
+)
+
+// Bounds on what a client may send.
+const (
+	maxJSONBody   = 64 << 10 // admin and registration requests
+	maxReportBody = 32 << 10 // machine reports
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	// The message never echoes a credential.
+	writeJSON(w, status, api.Error{Code: code, Message: msg})
+}
+
+// decodeJSON reads one JSON object of at most limit bytes, refusing
+// unknown fields and trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "bad_content_type", "want Content-Type: application/json")
+			return false
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit))
+			return false
+		}
+		if errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "bad_request", "empty request body")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "malformed JSON request: "+jsonErrText(err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "bad_request", "trailing data after the JSON object")
+		return false
+	}
+	return true
+}
+
+// jsonErrText keeps decoder errors short and free of request content.
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return err.Error()
+	default:
+		return "invalid JSON"
+	}
+}
+
+var machineRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// validMachine accepts the 32 lowercase hex of an app-specific machine ID
+// (never the raw /etc/machine-id: that must not go on the network).
+func validMachine(s string) bool { return machineRe.MatchString(s) }
