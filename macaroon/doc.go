@@ -18,7 +18,10 @@
 //     check pass), keeps no state between requests, and ignores no caveat:
 //     it understands time-before and, only as the first caveat of the
 //     primary macaroon, "declared username"; any other first-party caveat
-//     denies the request.
+//     denies the request. Only a verification id makes a caveat
+//     third-party: a first-party caveat given a location (which the JSON
+//     form accepts and no signature covers) is refused as malformed, not
+//     skipped.
 //   - Identity cannot be added or changed by a holder. A holder may append
 //     first-party caveats (which can only restrict), but never in front of
 //     the minted ones, so the identity is taken from caveat 0 alone, where

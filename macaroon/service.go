@@ -308,7 +308,11 @@ func (s *Service) checkCaveats(ms Slice) (user string, expiry time.Time, err err
 	primaryExpiry := false
 	for i, m := range ms {
 		for j, c := range m.Caveats() {
-			if c.Location != "" || len(c.VerificationId) > 0 {
+			// Only the verification id makes a caveat third-party, as in
+			// the signature check. The location is not signed: keying on
+			// it would let anyone skip a first-party caveat (the minted
+			// expiry, say) by giving it a location.
+			if len(c.VerificationId) > 0 {
 				continue // third party: its discharge was verified by signature
 			}
 			name, arg, perr := checkers.ParseCaveat(string(c.Id))

@@ -266,6 +266,36 @@ func TestNewServiceRejectsBadConfig(t *testing.T) {
 
 // TestVerifyHostile is the table of attacks on verification, each with the
 // exact error it must produce.
+// withCaveatLocation returns a copy of m whose caveat i carries location
+// loc, made through the JSON form, which (unlike the binary form) accepts a
+// location on a first-party caveat. The signature stays valid: the location
+// is not part of it.
+func withCaveatLocation(t testing.TB, m *macaroon.Macaroon, i int, loc string) *macaroon.Macaroon {
+	t.Helper()
+	data, err := m.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		C []map[string]any `json:"c"`
+	}
+	var rest map[string]any
+	if err := json.Unmarshal(data, &rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &j); err != nil {
+		t.Fatal(err)
+	}
+	j.C[i]["l"] = loc
+	rest["c"] = j.C
+	data, _ = json.Marshal(rest)
+	var out macaroon.Macaroon
+	if err := out.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
 func TestVerifyHostile(t *testing.T) {
 	type attack struct {
 		name  string
@@ -364,6 +394,24 @@ func TestVerifyHostile(t *testing.T) {
 			}
 			return []macaroon.Slice{ms}
 		}, []bakery.Op{opRegister}, ErrDenied},
+		{"holder hides the minted expiry behind a location and adds a later one", func(t *testing.T, f *fixture) []macaroon.Slice {
+			// A first-party caveat's location is not signed, so anyone can
+			// set it in the JSON form; a verifier that took it for a
+			// third-party caveat would skip the minted expiry.
+			m := withCaveatLocation(t, f.login(t, "alice", opAdminRead).M(), 1, testTP)
+			addCaveat(t, m, checkers.TimeBeforeCaveat(f.clock.Now().Add(10*DefaultMaxTTL)).Condition)
+			f.clock.Advance(DefaultTTL)
+			return []macaroon.Slice{{m}}
+		}, []bakery.Op{opAdminRead}, ErrMalformed},
+		{"holder hides the discharge expiry behind a location", func(t *testing.T, f *fixture) []macaroon.Slice {
+			ms := f.discharge(t, f.resource(t, "entitled"))
+			ms[1] = withCaveatLocation(t, ms[1], 0, testTP)
+			f.clock.Advance(DefaultDischargeTTL)
+			return []macaroon.Slice{ms}
+		}, []bakery.Op{opRegister}, ErrMalformed},
+		{"holder hides the declared user behind a location", func(t *testing.T, f *fixture) []macaroon.Slice {
+			return []macaroon.Slice{{withCaveatLocation(t, f.login(t, "alice", opAdminRead).M(), 0, testTP)}}
+		}, []bakery.Op{opAdminRead}, ErrMalformed},
 		{"holder adds a caveat lpsec does not understand", func(t *testing.T, f *fixture) []macaroon.Slice {
 			m := f.login(t, "alice", opAdminRead).M()
 			addCaveat(t, m, "allow everything")

@@ -197,6 +197,11 @@ func checkSlice(ms Slice) error {
 			if len(c.Id) == 0 || len(c.Id) > maxIDBytes {
 				return fmt.Errorf("%w: caveat length %d out of range", ErrMalformed, len(c.Id))
 			}
+			// The binary format refuses this; the JSON format lets anyone
+			// set it, because a first-party caveat's location is not signed.
+			if len(c.VerificationId) == 0 && c.Location != "" {
+				return fmt.Errorf("%w: location on a first-party caveat", ErrMalformed)
+			}
 		}
 	}
 	return nil

@@ -80,6 +80,10 @@ func TestRequestMacaroonsHostile(t *testing.T) {
 			b, _ := m.MarshalBinary()
 			r.Header.Set("Macaroons", base64.StdEncoding.EncodeToString(b[:len(b)-3]))
 		}, ErrMalformed},
+		"location on a first-party caveat": {func(r *http.Request) {
+			data, _ := json.Marshal(macaroon.Slice{withCaveatLocation(t, m, 1, testTP)})
+			r.Header.Set("Macaroons", base64.RawURLEncoding.EncodeToString(data))
+		}, ErrMalformed},
 		"bad one spoils the rest": {func(r *http.Request) { r.Header["Macaroons"] = []string{enc, "***"} }, ErrMalformed},
 	}
 	for name, c := range cases {
