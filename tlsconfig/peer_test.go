@@ -55,7 +55,8 @@ func TestOpenSSLPeer(t *testing.T) {
 		{"tls1_1_refused", []string{"-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"}, false, "unsupported versions", ""},
 		{"tls1_2_cbc_refused", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA@SECLEVEL=0"}, false, "no cipher suite", ""},
 		{"tls1_2_cbc256_refused", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES256-SHA@SECLEVEL=0"}, false, "no cipher suite", ""},
-		{"tls1_2_p521_only_refused", []string{"-tls1_2", "-groups", "P-521"}, false, "", ""},
+		{"tls1_2_p521_only_refused", []string{"-tls1_2", "-groups", "P-521"}, false, "no cipher suite", ""},
+		{"tls1_3_p521_only_refused", []string{"-tls1_3", "-groups", "P-521"}, false, "no key exchanges supported", ""},
 		{"tls1_2_gcm_accepted", []string{"-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"}, true, "", "TLSv1.2"},
 		{"tls1_3_accepted", []string{"-tls1_3"}, true, "", "TLSv1.3"},
 	}

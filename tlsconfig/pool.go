@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,9 +19,10 @@ import (
 // while keeping a mistaken or hostile path (a device, a huge log file) from
 // exhausting memory.
 const (
-	maxPEMBytes     = 8 << 20 // per file or PEM source
-	maxPEMBlocks    = 4096    // per file or PEM source
-	maxDirFiles     = 4096    // regular files read from one directory
+	maxPEMBytes     = 8 << 20  // per file or PEM source
+	maxPEMBlocks    = 4096     // per file or PEM source
+	maxDirFiles     = 4096     // regular files read from one directory
+	maxDirBytes     = 32 << 20 // all files of one directory together
 	maxPoolSources  = 64
 	maxKeyPairBytes = 1 << 20 // per certificate or key file
 )
@@ -203,11 +205,19 @@ func readBounded(path string, limit int64) ([]byte, error) {
 }
 
 func readPEMFile(path string) ([]*x509.Certificate, error) {
-	data, err := readBounded(path, maxPEMBytes)
+	certs, _, err := readPEMFileLimit(path, maxPEMBytes)
+	return certs, err
+}
+
+// readPEMFileLimit reads and parses at most limit bytes of path, and also
+// returns how many bytes it read.
+func readPEMFileLimit(path string, limit int64) ([]*x509.Certificate, int64, error) {
+	data, err := readBounded(path, limit)
 	if err != nil {
-		return nil, fmt.Errorf("tlsconfig: reading trust file: %w", err)
+		return nil, 0, fmt.Errorf("tlsconfig: reading trust file: %w", err)
 	}
-	return parsePEMCerts(path, data)
+	certs, err := parsePEMCerts(path, data)
+	return certs, int64(len(data)), err
 }
 
 func readPEMDir(dir string) ([]*x509.Certificate, int, error) {
@@ -218,6 +228,9 @@ func readPEMDir(dir string) ([]*x509.Certificate, int, error) {
 	var (
 		certs []*x509.Certificate
 		files int
+		// Each file is bounded, but thousands of large files are not a
+		// trust directory: bound the directory as a whole too.
+		left int64 = maxDirBytes
 	)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
@@ -234,10 +247,14 @@ func readPEMDir(dir string) ([]*x509.Certificate, int, error) {
 		if files++; files > maxDirFiles {
 			return nil, 0, fmt.Errorf("%w: %s has more than %d files", ErrTooLarge, dir, maxDirFiles)
 		}
-		cs, err := readPEMFile(path)
+		cs, n, err := readPEMFileLimit(path, min(left, maxPEMBytes))
 		if err != nil {
+			if errors.Is(err, ErrTooLarge) && left < maxPEMBytes {
+				return nil, 0, fmt.Errorf("%w: %s holds more than %d bytes", ErrTooLarge, dir, maxDirBytes)
+			}
 			return nil, 0, err
 		}
+		left -= n
 		certs = append(certs, cs...)
 	}
 	if len(certs) == 0 {

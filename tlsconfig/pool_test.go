@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +66,21 @@ func TestNewPoolHostileSources(t *testing.T) {
 	f, _ := os.Create(huge)
 	f.Truncate(maxPEMBytes + 1)
 	f.Close()
+	// Files each within maxPEMBytes and each holding a good certificate
+	// (the rest is NUL padding, text outside any block), together beyond
+	// maxDirBytes. Sparse, so the test writes almost nothing.
+	bigDir := t.TempDir()
+	for i := 0; int64(i)*(maxPEMBytes-1) <= maxDirBytes; i++ {
+		path := writeFile(t, filepath.Join(bigDir, fmt.Sprintf("ca%02d.pem", i)), good)
+		must(t, os.Truncate(path, maxPEMBytes-1))
+	}
 	tests := []struct {
 		name    string
 		sources []PoolSource
 		wantErr error
 	}{
 		{"no_sources", nil, ErrInvalidOption},
+		{"oversized_dir", []PoolSource{PEMDir(bigDir)}, ErrTooLarge},
 		{"zero_source", []PoolSource{{}}, ErrInvalidOption},
 		{"oversized_file", []PoolSource{PEMFile(huge)}, ErrTooLarge},
 		{"oversized_bytes", []PoolSource{PEM("big", make([]byte, maxPEMBytes+1))}, ErrTooLarge},
@@ -133,12 +143,13 @@ func TestNewPoolWithoutSystemRootsReplacesSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := x509.SystemCertPool()
-	if err != nil {
-		t.Skip("no system pool:", err)
-	}
-	if p.CertPool().Equal(sys) {
-		t.Fatal("pool without SystemRoots equals the system pool")
+	// Exactly the one certificate: a pool that started from the system
+	// roots would differ from this one (comparing with the system pool
+	// instead could never fail, as adding a CA already makes them differ).
+	want := x509.NewCertPool()
+	want.AddCert(ca.cert)
+	if !p.CertPool().Equal(want) || p.system {
+		t.Fatal("pool without SystemRoots holds more than the given certificate")
 	}
 	if got := p.String(); got != "certificates compiled-in (1 certificates)" {
 		t.Errorf("String() = %q", got)
