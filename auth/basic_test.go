@@ -206,13 +206,27 @@ func TestCache(t *testing.T) {
 			t.Fatalf("after TTL computed %d hashes, want 1", got)
 		}
 	})
-	t.Run("holds no password", func(t *testing.T) {
+	// The cache's map type already rules out a stored password; what can
+	// go wrong is the key: unkeyed or fixed, a copy of the memory would let
+	// anyone test password guesses offline at SHA-256 speed.
+	t.Run("keyed per process", func(t *testing.T) {
+		if b.cache.key == ([32]byte{}) {
+			t.Fatal("cache HMAC key is all zero")
+		}
+		want := b.cache.sum("alice", testPassword, bcrypt4)
 		b.cache.mu.Lock()
-		defer b.cache.mu.Unlock()
-		for k := range b.cache.entries {
-			if strings.Contains(string(k[:]), "horse") {
-				t.Fatal("cache key contains the password")
-			}
+		_, ok := b.cache.entries[want]
+		n := len(b.cache.entries)
+		b.cache.mu.Unlock()
+		if !ok || n != 1 {
+			t.Fatalf("cache holds %d entries, want exactly the keyed sum of alice's login", n)
+		}
+		other := newSuccessCache(time.Minute, 1)
+		if other.key == b.cache.key || other.sum("alice", testPassword, bcrypt4) == want {
+			t.Fatal("two caches share a key: the sums can be recomputed without this process's secret")
+		}
+		if b.cache.sum("alice", testPassword+"x", bcrypt4) == want || b.cache.sum("alice", testPassword, bcrypt4Other) == want {
+			t.Fatal("the sum ignores the password or the stored hash")
 		}
 	})
 	t.Run("size bound", func(t *testing.T) {

@@ -29,6 +29,10 @@ const (
 	dbusMachineID = "/var/lib/dbus/machine-id"
 )
 
+// machineIDFiles is where ReadMachineID("") looks, first and fallback; a
+// variable only so that tests can point it at files they write.
+var machineIDFiles = [2]string{etcMachineID, dbusMachineID}
+
 // maxMachineIDFile bounds what ReadMachineID reads: a valid file has 33
 // bytes, so anything larger is refused without reading it whole.
 const maxMachineIDFile = 64
@@ -100,9 +104,9 @@ func ReadMachineID(path string) ([16]byte, error) {
 	if path != "" {
 		return readMachineIDFile(path)
 	}
-	id, err := readMachineIDFile(etcMachineID)
+	id, err := readMachineIDFile(machineIDFiles[0])
 	if errors.Is(err, fs.ErrNotExist) {
-		return readMachineIDFile(dbusMachineID)
+		return readMachineIDFile(machineIDFiles[1])
 	}
 	return id, err
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,37 +38,43 @@ func TestParseMachineIDGood(t *testing.T) {
 	}
 }
 
+// TestParseMachineIDHostile: each input is refused with the exact message
+// that says what is wrong with it, so that a case meant for one check (all
+// zero, say) cannot pass by tripping another.
 func TestParseMachineIDHostile(t *testing.T) {
 	const near = "0123456789abcdef0123456789abcdef"
-	for _, tc := range []struct{ name, in string }{
-		{"empty", ""},
-		{"only_newline", "\n"},
-		{"uninitialized_first_boot", "uninitialized\n"},
-		{"uninitialized_no_newline", "uninitialized"},
-		{"all_zero", strings.Repeat("0", 32) + "\n"},
-		{"dashed_uuid_form", "01234567-89ab-cdef-0123-456789abcdef"},
-		{"braced_uuid", "{" + near + "}"},
-		{"short_by_one", near[:31]},
-		{"long_by_one", near + "0"},
-		{"two_newlines", near + "\n\n"},
-		{"crlf", near + "\r\n"},
-		{"trailing_space", near + " "},
-		{"leading_space", " " + near},
-		{"trailing_garbage_after_newline", near + "\nx"},
-		{"non_hex_letter", near[:31] + "g"},
-		{"nul_byte", near[:31] + "\x00"},
-		{"hex_prefix", "0x" + near[:30]},
-		{"unicode_digits", strings.Repeat("٠", 16)},
-		{"huge", strings.Repeat("a", 1<<20)},
+	const m = "report: invalid machine ID: "
+	length := func(n int) string { return m + strconv.Itoa(n) + " characters, want 32 hexadecimal characters" }
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", m + "empty"},
+		{"only_newline", "\n", m + "empty"},
+		{"uninitialized_first_boot", "uninitialized\n", m + `"uninitialized" (the machine has not completed its first boot)`},
+		{"uninitialized_no_newline", "uninitialized", m + `"uninitialized" (the machine has not completed its first boot)`},
+		{"all_zero", strings.Repeat("0", 32) + "\n", m + "all zero"},
+		{"dashed_uuid_form", "01234567-89ab-cdef-0123-456789abcdef", length(36)},
+		{"braced_uuid", "{" + near + "}", length(34)},
+		{"short_by_one", near[:31], length(31)},
+		{"long_by_one", near + "0", length(33)},
+		{"two_newlines", near + "\n\n", length(33)},
+		{"crlf", near + "\r\n", length(33)},
+		{"trailing_space", near + " ", length(33)},
+		{"leading_space", " " + near, length(33)},
+		{"trailing_garbage_after_newline", near + "\nx", length(34)},
+		{"non_hex_letter", near[:31] + "g", m + "non-hexadecimal character at offset 31"},
+		{"nul_byte", near[:31] + "\x00", m + "non-hexadecimal character at offset 31"},
+		{"hex_prefix", "0x" + near[:30], m + "non-hexadecimal character at offset 1"},
+		{"unicode_digits", strings.Repeat("٠", 16), m + "non-hexadecimal character at offset 0"},
+		{"huge", strings.Repeat("a", 1<<20), length(1 << 20)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseMachineID(tc.in)
 			if !errors.Is(err, ErrInvalidMachineID) {
 				t.Fatalf("err = %v, want ErrInvalidMachineID", err)
 			}
-			// The input may be a real machine ID with a typo: never echo it.
-			if len(tc.in) > 16 && strings.Contains(err.Error(), strings.TrimSpace(tc.in)[:16]) {
-				t.Errorf("error %q echoes the input", err)
+			// The input may be a real machine ID with a typo: the exact
+			// messages above never echo it.
+			if err.Error() != tc.want {
+				t.Fatalf("err = %q, want %q", err, tc.want)
 			}
 		})
 	}
@@ -113,6 +120,51 @@ func TestReadMachineIDDefault(t *testing.T) {
 	got, err := ReadMachineID("")
 	if got != want || (err == nil) != (wantErr == nil) {
 		t.Fatalf("ReadMachineID(\"\") disagrees with parsing the file (errors %v, %v)", err, wantErr)
+	}
+}
+
+// TestReadMachineIDDefaultOrder checks the rule for an empty path on files
+// the test writes: /etc/machine-id first, the D-Bus copy only when the
+// former does not exist, and never when it exists but is invalid.
+func TestReadMachineIDDefaultOrder(t *testing.T) {
+	const etcID, dbusID = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	missing := filepath.Join(dir, "missing")
+	good, other := write("etc", etcID+"\n"), write("dbus", dbusID+"\n")
+	uninit := write("uninit", "uninitialized\n")
+	defer func(saved [2]string) { machineIDFiles = saved }(machineIDFiles)
+
+	for _, tc := range []struct {
+		name      string
+		etc, dbus string
+		want      string // hex, or "" for an error
+		wantErr   error
+	}{
+		{"etc_wins", good, other, etcID, nil},
+		{"dbus_when_etc_missing", missing, other, dbusID, nil},
+		{"no_fallback_when_etc_uninitialized", uninit, other, "", ErrInvalidMachineID},
+		{"both_missing", missing, missing, "", fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			machineIDFiles = [2]string{tc.etc, tc.dbus}
+			id, err := ReadMachineID("")
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || id != ([16]byte{}) {
+					t.Fatalf("ReadMachineID = %x, %v; want %v", id, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || id != mustHex16(t, tc.want) {
+				t.Fatalf("ReadMachineID = %x, %v; want %s", id, err, tc.want)
+			}
+		})
 	}
 }
 
