@@ -6,7 +6,10 @@ import (
 )
 
 // Sentinel errors. Every error returned by this package wraps one of them,
-// so callers branch with errors.Is.
+// so callers branch with errors.Is, except failures to read a trust file or
+// directory or the system roots, which wrap the operating system's error
+// instead (errors.Is(err, fs.ErrNotExist) and the like): those are the
+// operator's configuration, not a property of the input.
 var (
 	// ErrInvalidOption reports an option that is malformed or that does
 	// not apply to the constructor it was given to (for example a client
