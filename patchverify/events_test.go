@@ -59,16 +59,18 @@ func TestExternalDecompressors(t *testing.T) {
 		name string
 		data []byte
 		want error
+		why  string
 	}{
-		{"xz_module_bomb", makeTar(t, file("m.ko.xz", pipeProgram(t, "xz", "xz-utils", make([]byte, 2<<20)))), ErrTooLarge},
-		{"zstd_module_bomb", makeTar(t, file("m.ko.zst", pipeProgram(t, "zstd", "zstd", make([]byte, 2<<20)))), ErrTooLarge},
-		{"tar_xz_bomb", pipeProgram(t, "xz", "xz-utils", makeTar(t, file("m.ko", mod), file("a", make([]byte, 1<<20)), file("b", make([]byte, 1<<20)), file("c", make([]byte, 1<<20)), file("d", make([]byte, 1<<20)))), ErrTooLarge},
-		{"corrupt_xz_module", makeTar(t, file("m.ko.xz", mutate(pipeProgram(t, "xz", "xz-utils", mod), func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }))), ErrUnsafeArchive},
-		{"tar_xz_trailing_garbage", append(pipeProgram(t, "xz", "xz-utils", makeTar(t, file("m.ko", mod))), "garbage"...), ErrUnsafeArchive},
+		{"xz_module_bomb", makeTar(t, file("m.ko.xz", pipeProgram(t, "xz", "xz-utils", make([]byte, 2<<20)))), ErrTooLarge, "decompressed module exceeds"},
+		{"zstd_module_bomb", makeTar(t, file("m.ko.zst", pipeProgram(t, "zstd", "zstd", make([]byte, 2<<20)))), ErrTooLarge, "decompressed module exceeds"},
+		{"tar_xz_bomb", pipeProgram(t, "xz", "xz-utils", makeTar(t, file("m.ko", mod), file("a", make([]byte, 1<<20)), file("b", make([]byte, 1<<20)), file("c", make([]byte, 1<<20)), file("d", make([]byte, 1<<20)))), ErrTooLarge, "decompressed tarball exceeds"},
+		{"corrupt_xz_module", makeTar(t, file("m.ko.xz", mutate(pipeProgram(t, "xz", "xz-utils", mod), func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }))), ErrUnsafeArchive, "xz: corrupt data"},
+		{"tar_xz_trailing_garbage", append(pipeProgram(t, "xz", "xz-utils", makeTar(t, file("m.ko", mod))), "garbage"...), ErrUnsafeArchive, "xz: corrupt data"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := VerifyPatch(ctx, bytes.NewReader(tt.data), sum(tt.data), v, small...); !errors.Is(err, tt.want) {
-				t.Fatalf("VerifyPatch = %v, want %v", err, tt.want)
+			_, err := VerifyPatch(ctx, bytes.NewReader(tt.data), sum(tt.data), v, small...)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.why) {
+				t.Fatalf("VerifyPatch = %v, want %v (%q)", err, tt.want, tt.why)
 			}
 		})
 	}

@@ -75,69 +75,75 @@ func TestVerifyModuleHostile(t *testing.T) {
 		module []byte
 		v      *Verifier
 		want   error
+		// why is part of the message: each vector must fail for the defect
+		// it is named after, not for an earlier one it happens to carry.
+		why string
 	}{
 		// Tampering with each region.
-		{"tampered_module_first_byte", mutate(signed, func(b []byte) []byte { b[0] ^= 1; return b }), livepatch, ErrBadSignature},
-		{"tampered_module_last_byte", mutate(signed, func(b []byte) []byte { b[len(mod)-1] ^= 0x80; return b }), livepatch, ErrBadSignature},
-		{"appended_module_bytes", rewrap(append(append([]byte(nil), content...), 0), der), livepatch, ErrBadSignature},
-		{"tampered_signature_value", mutate(signed, func(b []byte) []byte { b[len(b)-trailerLen-1] ^= 1; return b }), livepatch, ErrBadSignature},
-		{"tampered_serial", rewrap(content, bytes.Replace(der, serial, append([]byte{serial[0] ^ 1}, serial[1:]...), 1)), livepatch, ErrUnknownSigner},
-		{"tampered_pkcs7_outer_tag", mutate(signed, func(b []byte) []byte { b[len(mod)] = 0x31; return b }), livepatch, ErrMalformedSignature},
-		{"tampered_trailer_magic", mutate(signed, func(b []byte) []byte { b[len(b)-2] ^= 1; return b }), livepatch, ErrUnsigned},
+		{"tampered_module_first_byte", mutate(signed, func(b []byte) []byte { b[0] ^= 1; return b }), livepatch, ErrBadSignature, "does not verify with"},
+		{"tampered_module_last_byte", mutate(signed, func(b []byte) []byte { b[len(mod)-1] ^= 0x80; return b }), livepatch, ErrBadSignature, "does not verify with"},
+		{"appended_module_bytes", rewrap(append(append([]byte(nil), content...), 0), der), livepatch, ErrBadSignature, "does not verify with"},
+		{"tampered_signature_value", mutate(signed, func(b []byte) []byte { b[len(b)-trailerLen-1] ^= 1; return b }), livepatch, ErrBadSignature, "does not verify with"},
+		{"tampered_serial", rewrap(content, bytes.Replace(der, serial, append([]byte{serial[0] ^ 1}, serial[1:]...), 1)), livepatch, ErrUnknownSigner, "sig_key 19:8A:AB"},
+		{"tampered_pkcs7_outer_tag", mutate(signed, func(b []byte) []byte { b[len(mod)] = 0x31; return b }), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"tampered_trailer_magic", mutate(signed, func(b []byte) []byte { b[len(b)-2] ^= 1; return b }), livepatch, ErrUnsigned, ""},
 		// The trailer's fields, as mod_check_sig checks them.
-		{"id_type_x509", mutate(signed, trailerAt(2, 1)), livepatch, ErrMalformedSignature},
-		{"id_type_pgp", mutate(signed, trailerAt(2, 0)), livepatch, ErrMalformedSignature},
-		{"nonzero_algo", mutate(signed, trailerAt(0, 1)), livepatch, ErrMalformedSignature},
-		{"nonzero_hash", mutate(signed, trailerAt(1, 1)), livepatch, ErrMalformedSignature},
-		{"nonzero_signer_len", mutate(signed, trailerAt(3, 1)), livepatch, ErrMalformedSignature},
-		{"nonzero_key_id_len", mutate(signed, trailerAt(4, 1)), livepatch, ErrMalformedSignature},
-		{"nonzero_pad_0", mutate(signed, trailerAt(5, 1)), livepatch, ErrMalformedSignature},
-		{"nonzero_pad_2", mutate(signed, trailerAt(7, 0x80)), livepatch, ErrMalformedSignature},
-		{"sig_len_plus_one", mutate(signed, setSigLen(sigLen+1)), livepatch, ErrMalformedSignature},
-		{"sig_len_minus_one", mutate(signed, setSigLen(sigLen-1)), livepatch, ErrMalformedSignature},
-		{"sig_len_zero", mutate(signed, setSigLen(0)), livepatch, ErrMalformedSignature},
-		{"sig_len_whole_file", mutate(signed, setSigLen(uint32(len(signed)-trailerLen))), livepatch, ErrMalformedSignature},
-		{"sig_len_leaves_empty_module", rewrap(nil, der), livepatch, ErrMalformedSignature},
-		{"sig_len_max", mutate(signed, setSigLen(0xffffffff)), livepatch, ErrMalformedSignature},
-		{"sig_len_over_bound", rewrap(make([]byte, 100), make([]byte, maxSigLen+1)), livepatch, ErrMalformedSignature},
+		{"id_type_x509", mutate(signed, trailerAt(2, 1)), livepatch, ErrMalformedSignature, "id_type 1 is not PKCS#7"},
+		{"id_type_pgp", mutate(signed, trailerAt(2, 0)), livepatch, ErrMalformedSignature, "id_type 0 is not PKCS#7"},
+		{"nonzero_algo", mutate(signed, trailerAt(0, 1)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"nonzero_hash", mutate(signed, trailerAt(1, 1)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"nonzero_signer_len", mutate(signed, trailerAt(3, 1)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"nonzero_key_id_len", mutate(signed, trailerAt(4, 1)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"nonzero_pad_0", mutate(signed, trailerAt(5, 1)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"nonzero_pad_2", mutate(signed, trailerAt(7, 0x80)), livepatch, ErrMalformedSignature, "non-zero algo"},
+		{"sig_len_plus_one", mutate(signed, setSigLen(sigLen+1)), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"sig_len_minus_one", mutate(signed, setSigLen(sigLen-1)), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"sig_len_zero", mutate(signed, setSigLen(0)), livepatch, ErrMalformedSignature, "sig_len 0 outside"},
+		{"sig_len_whole_file", mutate(signed, setSigLen(uint32(len(signed)-trailerLen))), livepatch, ErrMalformedSignature, "does not fit in the module"},
+		{"sig_len_leaves_empty_module", rewrap(nil, der), livepatch, ErrMalformedSignature, "does not fit in the module"},
+		{"sig_len_max", mutate(signed, setSigLen(0xffffffff)), livepatch, ErrMalformedSignature, "sig_len 4294967295 does not fit"},
+		{"sig_len_over_bound", rewrap(make([]byte, 100), make([]byte, maxSigLen+1)), livepatch, ErrMalformedSignature, "sig_len 65537 outside"},
 		// Truncation and missing parts.
-		{"unsigned", mod, livepatch, ErrUnsigned},
-		{"empty", nil, livepatch, ErrUnsigned},
-		{"truncated_last_byte", signed[:len(signed)-1], livepatch, ErrUnsigned},
-		{"truncated_half", signed[:len(signed)/2], livepatch, ErrUnsigned},
-		{"magic_only", []byte(moduleSigMagic), livepatch, ErrMalformedSignature},
-		{"struct_and_magic_only", signed[len(signed)-trailerLen:], livepatch, ErrMalformedSignature},
-		{"missing_magic", signed[:len(signed)-len(moduleSigMagic)], livepatch, ErrUnsigned},
-		{"truncated_pkcs7", rewrap(content, der[:len(der)-1]), livepatch, ErrMalformedSignature},
+		{"unsigned", mod, livepatch, ErrUnsigned, ""},
+		{"empty", nil, livepatch, ErrUnsigned, ""},
+		{"truncated_last_byte", signed[:len(signed)-1], livepatch, ErrUnsigned, ""},
+		{"truncated_half", signed[:len(signed)/2], livepatch, ErrUnsigned, ""},
+		{"magic_only", []byte(moduleSigMagic), livepatch, ErrMalformedSignature, "truncated before struct module_signature"},
+		{"struct_and_magic_only", signed[len(signed)-trailerLen:], livepatch, ErrMalformedSignature, "does not fit in the module"},
+		{"missing_magic", signed[:len(signed)-len(moduleSigMagic)], livepatch, ErrUnsigned, ""},
+		{"truncated_pkcs7", rewrap(content, der[:len(der)-1]), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
 		// DER strictness and PKCS#7 shape.
-		{"trailing_data_after_pkcs7", rewrap(content, append(append([]byte(nil), der...), 0)), livepatch, ErrMalformedSignature},
-		{"ber_indefinite_length", rewrap(content, append(append([]byte{0x30, 0x80}, der[4:]...), 0, 0)), livepatch, ErrMalformedSignature},
-		{"non_minimal_length", rewrap(content, append([]byte{0x30, 0x83, 0x00}, der[2:]...)), livepatch, ErrMalformedSignature},
-		{"signeddata_version_2", rewrap(content, mutate(der, func(b []byte) []byte { b[25] = 2; return b })), livepatch, ErrMalformedSignature},
-		{"keyid_in_v1_signeddata", rewrap(content, mutate(derKeyID, func(b []byte) []byte { b[25] = 1; return b })), livepatch, ErrMalformedSignature},
-		{"digest_set_differs_from_signer", rewrap(content, mutate(der, func(b []byte) []byte { b[40] = 1; return b })), kernel, ErrMalformedSignature},
-		{"signed_attributes", readTestdata(t, "fail_signed_attributes.ko"), livepatch, ErrMalformedSignature},
-		{"two_signers", readTestdata(t, "fail_two_signers.ko"), livepatch, ErrMalformedSignature},
-		{"attached_content", readTestdata(t, "fail_attached_content.ko"), livepatch, ErrMalformedSignature},
+		{"trailing_data_after_pkcs7", rewrap(content, append(append([]byte(nil), der...), 0)), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"ber_indefinite_length", rewrap(content, append(append([]byte{0x30, 0x80}, der[4:]...), 0, 0)), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"non_minimal_length", rewrap(content, append([]byte{0x30, 0x83, 0x00}, der[2:]...)), livepatch, ErrMalformedSignature, "not one DER SEQUENCE"},
+		{"signeddata_version_2", rewrap(content, mutate(der, func(b []byte) []byte { b[25] = 2; return b })), livepatch, ErrMalformedSignature, "SignedData version is neither 1 nor 3"},
+		{"keyid_in_v1_signeddata", rewrap(content, mutate(derKeyID, func(b []byte) []byte { b[25] = 1; return b })), livepatch, ErrMalformedSignature, "versions do not match"},
+		{"digest_set_differs_from_signer", rewrap(content, mutate(der, func(b []byte) []byte { b[40] = 1; return b })), kernel, ErrMalformedSignature, "SignerInfo digest algorithm differs"},
+		{"signed_attributes", readTestdata(t, "fail_signed_attributes.ko"), livepatch, ErrMalformedSignature, "signed attributes present"},
+		{"two_signers", readTestdata(t, "fail_two_signers.ko"), livepatch, ErrMalformedSignature, "more than one SignerInfo"},
+		{"attached_content", readTestdata(t, "fail_attached_content.ko"), livepatch, ErrMalformedSignature, "signature is not detached"},
 		// Trust: only pinned certificates.
-		{"wrong_certificate", signed, attackerOnly, ErrUnknownSigner},
-		{"wrong_certificate_keyid", signedKeyID, attackerOnly, ErrUnknownSigner},
-		{"embedded_attacker_cert", readTestdata(t, "fail_embedded_attacker_cert.ko"), livepatch, ErrUnknownSigner},
-		{"embedded_impostor_cert_same_issuer_serial", readTestdata(t, "fail_embedded_impostor_cert.ko"), livepatch, ErrBadSignature},
-		{"embedded_impostor_cert_same_keyid", readTestdata(t, "fail_embedded_impostor_cert_keyid.ko"), livepatch, ErrBadSignature},
+		{"wrong_certificate", signed, attackerOnly, ErrUnknownSigner, "sig_key 18:8A:AB"},
+		{"wrong_certificate_keyid", signedKeyID, attackerOnly, ErrUnknownSigner, "sig_key D0:AE:70"},
+		{"embedded_attacker_cert", readTestdata(t, "fail_embedded_attacker_cert.ko"), livepatch, ErrUnknownSigner, "sig_key 7D:B2:BD"},
+		{"embedded_impostor_cert_same_issuer_serial", readTestdata(t, "fail_embedded_impostor_cert.ko"), livepatch, ErrBadSignature, "does not verify with"},
+		{"embedded_impostor_cert_same_keyid", readTestdata(t, "fail_embedded_impostor_cert_keyid.ko"), livepatch, ErrBadSignature, "does not verify with"},
 		// Policy.
-		{"sha1", readTestdata(t, "fail_sha1.ko"), livepatch, ErrDisallowedAlgorithm},
-		{"sha1_kernel_policy", readTestdata(t, "fail_sha1.ko"), kernel, ErrDisallowedAlgorithm},
-		{"short_rsa2048_key", readTestdata(t, "fail_rsa2048_sha512.ko"), livepatch, ErrDisallowedAlgorithm},
-		{"ecdsa_under_livepatch_policy", readTestdata(t, "good_signfile_ecdsa_p384_sha384.ko"), livepatch, ErrDisallowedAlgorithm},
-		{"sha256_under_livepatch_policy", signWith(t, mod, "vendor_rsa4096", SignWithHash(crypto.SHA256)), livepatch, ErrDisallowedAlgorithm},
-		{"unknown_digest_oid", rewrap(content, mutate(der, func(b []byte) []byte { b[40], b[164] = 9, 9; return b })), kernel, ErrDisallowedAlgorithm},
+		{"sha1", readTestdata(t, "fail_sha1.ko"), livepatch, ErrDisallowedAlgorithm, "digest sha1 under the livepatch policy"},
+		{"sha1_kernel_policy", readTestdata(t, "fail_sha1.ko"), kernel, ErrDisallowedAlgorithm, "digest sha1 under the kernel policy"},
+		{"short_rsa2048_key", readTestdata(t, "fail_rsa2048_sha512.ko"), livepatch, ErrDisallowedAlgorithm, "RSA-2048 key"},
+		{"ecdsa_under_livepatch_policy", signWith(t, mod, "ecdsa_p384"), livepatch, ErrDisallowedAlgorithm, "ECDSA P-384 key"},
+		{"sha256_under_livepatch_policy", signWith(t, mod, "vendor_rsa4096", SignWithHash(crypto.SHA256)), livepatch, ErrDisallowedAlgorithm, "digest sha256 under the livepatch policy"},
+		{"unknown_digest_oid", rewrap(content, mutate(der, func(b []byte) []byte { b[40], b[164] = 9, 9; return b })), kernel, ErrDisallowedAlgorithm, "digest unknown under the kernel policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := tt.v.VerifyModule(tt.module)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("VerifyModule = %v, %v; want %v", s, err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.why) {
+				t.Errorf("VerifyModule = %v; want the reason %q", err, tt.why)
 			}
 			if s != nil {
 				t.Fatal("signer returned with an error")
