@@ -38,11 +38,13 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("lpsec contracts: listening on %s\n", s.URL)
+	// "listening on" comes last, as the server's does: waiting for it
+	// means every start-up line has been printed.
 	fmt.Printf("lpsec contracts: public key %s (server: --contracts-public-key %s)\n", s.PublicKey, s.PublicKey)
 	if s.CAFile != "" {
 		fmt.Printf("lpsec contracts: TLS certificate made by the CA in %s\n", s.CAFile)
 	}
+	fmt.Printf("lpsec contracts: listening on %s\n", s.URL)
 	select {
 	case <-ctx.Done():
 	case <-s.Done():

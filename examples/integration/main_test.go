@@ -142,8 +142,10 @@ type daemon struct {
 
 var listenRe = regexp.MustCompile(`listening on (https://\S+)`)
 
-// start runs a long-lived binary and waits for its "listening on" line.
-// It is stopped with SIGTERM at the end of the test.
+// start runs a long-lived binary and waits for its "listening on" line,
+// which the binaries print last: the lines before it (CA file, public key)
+// are then all in d.lines, with no timing guess. It is stopped with SIGTERM
+// at the end of the test.
 func start(t *testing.T, env []string, name string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{cmd: exec.Command(exe(t, name), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -182,19 +184,7 @@ func start(t *testing.T, env []string, name string, args ...string) *daemon {
 			t.Fatalf("%s did not start listening\nstderr:\n%s", name, d.stderr)
 		}
 	}
-	// The remaining start-up lines follow at once.
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				return d
-			}
-			d.lines = append(d.lines, l)
-			continue
-		case <-time.After(200 * time.Millisecond):
-		}
-		break
-	}
+	// Keep the pipe drained so that the process never blocks on stdout.
 	go func() {
 		for range lines {
 		}

@@ -51,10 +51,12 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("lpsec server: listening on %s (store: %s)\n", s.URL, storeName(o))
+	// "listening on" comes last: scripts and tests that wait for it then
+	// have every start-up line, without guessing how long to wait for more.
 	if s.CAFile != "" {
 		fmt.Printf("lpsec server: TLS certificate made by the CA in %s (clients: --ca-certs %s)\n", s.CAFile, s.CAFile)
 	}
+	fmt.Printf("lpsec server: listening on %s (store: %s)\n", s.URL, storeName(o))
 	select {
 	case <-ctx.Done():
 	case <-s.Done():
