@@ -23,6 +23,8 @@ staticcheck:
 unit:
 	@echo "== go test -race (PostgreSQL-backed tests enabled)"
 	CI=$${CI:-} ./scripts/with-postgres.sh $(GO) test -race -count=1 ./...
+	@echo "== allocation bounds (TestXxxAllocs: the race detector makes sync.Pool drop items, so they run without it)"
+	$(GO) test -count=1 -run 'Allocs$$' ./...
 
 fuzz:
 	@echo "== fuzz pass ($(FUZZTIME) per target)"
