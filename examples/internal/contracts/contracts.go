@@ -22,8 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
-
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
@@ -126,7 +124,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(o.StateDir, "contracts-key.json")
 	}
-	key, err := loadOrCreateKey(keyFile)
+	key, err := pki.LoadOrCreateBakeryKey(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
 	}
@@ -209,23 +207,4 @@ func (s *Service) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	<-s.done
 	return err
-}
-
-func loadOrCreateKey(file string) (*bakery.KeyPair, error) {
-	data, err := os.ReadFile(file)
-	if err == nil {
-		return lpmac.ParseKeyPair(data)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	k, err := lpmac.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	js, err := lpmac.MarshalKeyPair(k)
-	if err != nil {
-		return nil, err
-	}
-	return k, os.WriteFile(file, js, 0o600)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/cli"
+	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 )
 
@@ -40,33 +40,11 @@ type macaroons struct {
 	log          *slog.Logger
 }
 
-func loadOrCreateKey(file string) (*bakery.KeyPair, error) {
-	data, err := os.ReadFile(file)
-	if err == nil {
-		return lpmac.ParseKeyPair(data)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	k, err := lpmac.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	js, err := lpmac.MarshalKeyPair(k)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(file, js, 0o600); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
 func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) (*macaroons, error) {
 	if o.AdminTTL <= 0 || o.AdminTTL > lpmac.DefaultMaxTTL {
 		return nil, cli.Usagef("--admin-macaroon-ttl must be in (0, %v]", lpmac.DefaultMaxTTL)
 	}
-	key, err := loadOrCreateKey(filepath.Join(o.StateDir, "macaroon-key.json"))
+	key, err := pki.LoadOrCreateBakeryKey(filepath.Join(o.StateDir, "macaroon-key.json"))
 	if err != nil {
 		return nil, fmt.Errorf("macaroon key pair in --state-dir: %w", err)
 	}
