@@ -37,6 +37,22 @@ func NewMemoryStore(opts ...Option) *MemoryStore {
 }
 
 // newToken returns a token and its digest.
+// prepareRegister is what every Store's Register does before touching
+// storage, so that both stores refuse the same inputs: it digests the
+// registration token, checks the machine name, and mints the machine token.
+func prepareRegister(registrationToken, machine string) (rd digest, tok string, md digest, err error) {
+	if rd, err = digestOf(registrationToken); err != nil {
+		return digest{}, "", digest{}, err
+	}
+	if err = checkField("machine", machine); err != nil {
+		return digest{}, "", digest{}, err
+	}
+	if tok, md, err = newToken(); err != nil {
+		return digest{}, "", digest{}, err
+	}
+	return rd, tok, md, nil
+}
+
 func newToken() (string, digest, error) {
 	tok, err := Generate()
 	if err != nil {
@@ -106,14 +122,7 @@ func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine s
 	if err := ctx.Err(); err != nil {
 		return "", Machine{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	rd, err := digestOf(registrationToken)
-	if err != nil {
-		return "", Machine{}, err
-	}
-	if err := checkField("machine", machine); err != nil {
-		return "", Machine{}, err
-	}
-	tok, md, err := newToken()
+	rd, tok, md, err := prepareRegister(registrationToken, machine)
 	if err != nil {
 		return "", Machine{}, err
 	}

@@ -205,14 +205,7 @@ func (s *PostgresStore) AuthenticateRegistration(ctx context.Context, tok string
 // take the last use), revokes the machine's previous token and inserts the
 // new one.
 func (s *PostgresStore) Register(ctx context.Context, registrationToken, machine string) (string, Machine, error) {
-	rd, err := digestOf(registrationToken)
-	if err != nil {
-		return "", Machine{}, err
-	}
-	if err := checkField("machine", machine); err != nil {
-		return "", Machine{}, err
-	}
-	tok, md, err := newToken()
+	rd, tok, md, err := prepareRegister(registrationToken, machine)
 	if err != nil {
 		return "", Machine{}, err
 	}
