@@ -62,35 +62,20 @@ func NewCA(name string, validity time.Duration) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
 	id, err := ski(key.Public())
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"lpsec example"}},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(validity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		SubjectKeyId:          id,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	tmpl, err := template(name, validity)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &Pair{Cert: cert, Key: key}, nil
+	tmpl.IsCA = true
+	tmpl.BasicConstraintsValid = true
+	tmpl.MaxPathLenZero = true
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	tmpl.SubjectKeyId = id
+	return create(tmpl, tmpl, key, key)
 }
 
 // IssueServer makes an ECDSA P-256 TLS server certificate for hosts (DNS
@@ -100,19 +85,12 @@ func IssueServer(ca *Pair, hosts []string, validity time.Duration) (*Pair, error
 	if err != nil {
 		return nil, err
 	}
-	sn, err := serial()
+	tmpl, err := template(hosts[0], validity)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"lpsec example"}},
-		NotBefore:    now.Add(-5 * time.Minute),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -120,15 +98,7 @@ func IssueServer(ca *Pair, hosts []string, validity time.Duration) (*Pair, error
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &Pair{Cert: cert, Key: key}, nil
+	return create(tmpl, ca.Cert, key, ca.Key)
 }
 
 // NewCodeSigning makes an RSA key of bits and a self-signed certificate
@@ -139,37 +109,21 @@ func NewCodeSigning(commonName string, bits int, validity time.Duration) (*Pair,
 	if err != nil {
 		return nil, err
 	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
 	id, err := ski(key.Public())
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"lpsec example"}},
-		NotBefore:             now.Add(-5 * time.Minute),
-		NotAfter:              now.Add(validity),
-		BasicConstraintsValid: true,
-		IsCA:                  false,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		SubjectKeyId:          id,
-		AuthorityKeyId:        id,
-		SignatureAlgorithm:    x509.SHA512WithRSA,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	tmpl, err := template(commonName, validity)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &Pair{Cert: cert, Key: key}, nil
+	tmpl.BasicConstraintsValid = true
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+	tmpl.SubjectKeyId = id
+	tmpl.AuthorityKeyId = id
+	tmpl.SignatureAlgorithm = x509.SHA512WithRSA
+	return create(tmpl, tmpl, key, key)
 }
 
 // CertPEM encodes a certificate.
@@ -339,4 +293,34 @@ func LoadOrCreateBakeryKey(file string) (*bakery.KeyPair, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// template starts a certificate: a random serial, the examples'
+// organisation, and a validity that starts five minutes ago so that a
+// peer whose clock is a little behind still accepts it.
+func template(commonName string, validity time.Duration) (*x509.Certificate, error) {
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"lpsec example"}},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(validity),
+	}, nil
+}
+
+// create signs tmpl for key with signer (parent's key) and returns the pair.
+func create(tmpl, parent *x509.Certificate, key, signer crypto.Signer) (*Pair, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Pair{Cert: cert, Key: key}, nil
 }
