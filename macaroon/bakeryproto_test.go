@@ -143,7 +143,7 @@ func TestParseDischargeRequiredHostile(t *testing.T) {
 		{"no Info", answer(401, nil, `{"Code":"macaroon discharge required"}`), ErrMalformed},
 		{"null macaroon", answer(401, nil, `{"Code":"macaroon discharge required","Info":{"Macaroon":null}}`), ErrMalformed},
 		{"macaroon string", answer(401, nil, `{"Code":"macaroon discharge required","Info":{"Macaroon":"AgE"}}`), ErrMalformed},
-		{"oversized Info", answer(401, nil, `{"Code":"macaroon discharge required","Info":{"InteractionMethods":{"x":"` + strings.Repeat("A", MaxDischargeRequiredBytes) + `"}}}`), ErrMalformed},
+		{"oversized Info", answer(401, nil, `{"Code":"macaroon discharge required","Info":{"InteractionMethods":{"x":"`+strings.Repeat("A", MaxDischargeRequiredBytes)+`"}}}`), ErrMalformed},
 		{"version 2 macaroon", answer(401, nil, dischargeBody(t, v2, "/", "auth")), ErrProtocolVersion},
 		{"path with host", answer(401, nil, dischargeBody(t, m, "https://evil.example/", "auth")), ErrMalformed},
 		{"path scheme-relative", answer(401, nil, dischargeBody(t, m, "//evil.example/x", "auth")), ErrMalformed},
