@@ -39,6 +39,8 @@ type Basic struct {
 	// every hash computation, inside the concurrency slot.
 	now    func() time.Time
 	onHash func(work string)
+
+	errorWriter ErrorWriter // nil: httperr's JSON body
 }
 
 type userSet struct {

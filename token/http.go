@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/lpsec/lpsec/internal/httperr"
 )
 
 // MaxAuthorizationLen bounds the Authorization header the middleware reads:
@@ -51,15 +53,47 @@ func BearerToken(r *http.Request) (string, error) {
 // credentials were sent); any bad token gets 401 with
 // `WWW-Authenticate: Bearer error="invalid_token"`, whatever was wrong with
 // it; a store fault gets 503. It logs one record per refused request.
+//
+// Refusals are written by WithErrorWriter's writer, by default the JSON
+// body every lpsec middleware writes, {"code":"…","error":"…"}:
+//
+//	status  code           WWW-Authenticate                when
+//	401     unauthorized   Bearer                          no bearer token
+//	401     invalid_token  Bearer error="invalid_token"    any bad token
+//	503     unavailable    -                               store fault
 type Middleware struct {
-	store Store
-	log   *slog.Logger
+	store      Store
+	log        *slog.Logger
+	writeError ErrorWriter
 }
 
-// NewMiddleware returns a Middleware on store. Options: WithLogger.
+// ErrorWriter writes a refusal of Middleware: the status, a stable code and
+// a message (see the table at Middleware). WWW-Authenticate is already set.
+// It must not echo anything from the request.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
+
+// WithErrorWriter replaces the writer of Middleware's refusals (Middleware
+// only; default: the JSON body {"code","error"}). A nil writer keeps the
+// default.
+func WithErrorWriter(ew ErrorWriter) Option {
+	return func(c *config) {
+		if ew != nil {
+			c.errorWriter = ew
+		}
+	}
+}
+
+// NewMiddleware returns a Middleware on store. Options: WithLogger,
+// WithErrorWriter.
 func NewMiddleware(store Store, opts ...Option) *Middleware {
 	c := newConfig(opts)
-	return &Middleware{store: store, log: c.log}
+	ew := c.errorWriter
+	if ew == nil {
+		ew = func(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
+			httperr.Write(w, status, code, msg)
+		}
+	}
+	return &Middleware{store: store, log: c.log, writeError: ew}
 }
 
 type ctxKey int
@@ -107,7 +141,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 		ctx := r.Context()
 		tok, err := BearerToken(r)
 		if err != nil {
-			m.refuse(ctx, w, kind, "", err)
+			m.refuse(ctx, w, r, kind, "", err)
 			return
 		}
 		ctx, id, err := auth(ctx, tok)
@@ -118,7 +152,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 			if d, derr := digestOf(tok); derr == nil {
 				prefix = d.short()
 			}
-			m.refuse(r.Context(), w, kind, prefix, err)
+			m.refuse(r.Context(), w, r, kind, prefix, err)
 			return
 		}
 		m.log.LogAttrs(ctx, slog.LevelDebug, "token authenticated",
@@ -128,7 +162,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 	})
 }
 
-func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, prefix string, err error) {
+func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, prefix string, err error) {
 	attrs := []slog.Attr{slog.String("event", evAuthnFailed), slog.String("kind", kind)}
 	switch {
 	case errors.Is(err, ErrNoBearer):
@@ -141,16 +175,17 @@ func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, pr
 	}
 	if errors.Is(err, ErrUnavailable) {
 		m.log.LogAttrs(ctx, slog.LevelError, "token check failed: store unavailable", attrs...)
-		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		m.writeError(w, r, http.StatusServiceUnavailable, "unavailable", "token store unavailable")
 		return
 	}
 	m.log.LogAttrs(ctx, slog.LevelWarn, "token refused", attrs...)
 	if errors.Is(err, ErrNoBearer) {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-	} else {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		m.writeError(w, r, http.StatusUnauthorized, "unauthorized", "bearer token required")
+		return
 	}
-	http.Error(w, "unauthorized", http.StatusUnauthorized)
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	m.writeError(w, r, http.StatusUnauthorized, "invalid_token", "token not accepted")
 }
 
 // MachineFromContext returns the machine token record Middleware.Machine

@@ -58,6 +58,7 @@ type config struct {
 	now             func() time.Time
 	log             *slog.Logger
 	machineLifetime time.Duration
+	errorWriter     ErrorWriter // Middleware only; nil: httperr's JSON body
 }
 
 func newConfig(opts []Option) config {
