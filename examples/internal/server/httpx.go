@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/internal/httperr"
 )
 
 // Bounds on what a client may send.
@@ -26,9 +26,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError writes the JSON error body that lpsec's middlewares also
+// write (internal/httperr), so every refusal has one shape. The message
+// never echoes a credential.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	// The message never echoes a credential.
-	writeJSON(w, status, api.Error{Code: code, Message: msg})
+	httperr.Write(w, status, code, msg)
 }
 
 // decodeJSON reads one JSON object of at most limit bytes, refusing
