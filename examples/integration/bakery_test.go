@@ -138,6 +138,54 @@ func TestStockGoBakeryClientRegisters(t *testing.T) {
 	if presp.StatusCode != 200 {
 		t.Fatalf("machine token from the bakery flow: %d", presp.StatusCode)
 	}
+
+	// Bound to what it claims: the discharged macaroon the client now holds
+	// (its cookie) registers this machine only. Replayed for another
+	// machine, it is refused 403 and no machine is added.
+	su, _ := url.Parse(d.server.URL + "/")
+	cookies := c.Client.Jar.Cookies(su)
+	if len(cookies) != 1 || cookies[0].Name != "macaroon-auth" {
+		t.Fatalf("client cookies %v, want macaroon-auth", cookies)
+	}
+	plain := &http.Client{Transport: rec.next}
+	other := randHex(16)
+	oreq, _ := http.NewRequestWithContext(ctx, http.MethodPut, d.server.URL+"/v1/client/"+other, nil)
+	oreq.Header.Set("Bakery-Protocol-Version", "3")
+	oreq.AddCookie(cookies[0])
+	oresp, err := plain.Do(oreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obody, _ := io.ReadAll(oresp.Body)
+	oresp.Body.Close()
+	if oresp.StatusCode != 403 || !strings.Contains(string(obody), `"code":"denied"`) {
+		t.Fatalf("discharged macaroon replayed for another machine: %d %s", oresp.StatusCode, obody)
+	}
+	// A version 0 request (no Bakery-Protocol-Version) gets httpbakery's 407.
+	v0, _ := http.NewRequestWithContext(ctx, http.MethodPut, d.server.URL+"/v1/client/"+other, nil)
+	v0resp, err := plain.Do(v0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v0body, _ := io.ReadAll(v0resp.Body)
+	v0resp.Body.Close()
+	if v0resp.StatusCode != 407 || v0resp.Header.Get("WWW-Authenticate") != "" || !strings.Contains(string(v0body), `"Code":"macaroon discharge required"`) {
+		t.Fatalf("version 0 request: %d %q %s", v0resp.StatusCode, v0resp.Header.Get("WWW-Authenticate"), v0body)
+	}
+	admin, err := client.NewAdmin(d.server.URL, d.caBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Login(ctx, "alice", getFixtures(t).password); err != nil {
+		t.Fatal(err)
+	}
+	var machines api.TokenList
+	if err := admin.Do(ctx, http.MethodGet, "/v1/admin/machines", nil, nil, &machines); err != nil {
+		t.Fatal(err)
+	}
+	if len(machines.Tokens) != 1 || machines.Tokens[0].Machine != machine {
+		t.Fatalf("machines after the replay: %+v, want only %s", machines.Tokens, machine)
+	}
 }
 
 // pythonClient is the Python side: macaroonbakery.httpbakery.Client as
