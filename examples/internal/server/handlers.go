@@ -49,8 +49,9 @@ func (s *Server) Handler() http.Handler {
 	// Downstream servers.
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
 
-	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
-	return s.recoverer(mux)
+	// No catch-all route: the mux answers 404 and 405 (with Allow) itself,
+	// in the JSON error body.
+	return s.recoverer(jsonMuxErrors(mux))
 }
 
 // recoverer turns a panic in a handler into a 500 and a log record, so
