@@ -199,13 +199,11 @@ func WithThrottle(burst int, interval time.Duration) Option {
 // WithTrustedProxies makes the middleware believe X-Forwarded-For when the
 // request comes from one of these networks: the client address is then
 // the right-most hop outside them. From any other peer the header is
-// ignored, since anyone can send it. At least one network is needed;
+// ignored, since anyone can send it. No networks is the same as no
+// option (so a list read from configuration can be passed as it is);
 // repeating the option adds networks.
 func WithTrustedProxies(networks ...netip.Prefix) Option {
 	return Option{"WithTrustedProxies", func(s *settings) error {
-		if len(networks) == 0 {
-			return fmt.Errorf("no networks")
-		}
 		for i, p := range networks {
 			if !p.IsValid() {
 				return fmt.Errorf("network %d is not a valid prefix", i)

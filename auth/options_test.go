@@ -39,7 +39,6 @@ func TestOptionMisuse(t *testing.T) {
 		"zero burst":             {[]Option{WithThrottle(0, time.Second)}, "auth: invalid option: WithThrottle: need burst >= 1 and a positive interval, have 0 and 1s"},
 		"zero interval":          {[]Option{WithThrottle(1, 0)}, "auth: invalid option: WithThrottle: need burst >= 1 and a positive interval, have 1 and 0s"},
 		"negative interval":      {[]Option{WithThrottle(1, -time.Second)}, "auth: invalid option: WithThrottle: need burst >= 1 and a positive interval, have 1 and -1s"},
-		"no trusted proxies":     {[]Option{WithTrustedProxies()}, "auth: invalid option: WithTrustedProxies: no networks"},
 		"invalid proxy":          {[]Option{WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{})}, "auth: invalid option: WithTrustedProxies: network 1 is not a valid prefix"},
 		"good then bad":          {[]Option{WithLogger(slog.New(slog.DiscardHandler)), WithClock(nil)}, "auth: invalid option: WithClock: nil clock"},
 	} {
