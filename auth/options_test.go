@@ -11,6 +11,8 @@ import (
 
 // Every option refuses the values that make no sense, with
 // ErrInvalidOption and a message naming the option and the value's fault.
+// (An option given to the wrong constructor cannot happen here: NewBasic
+// takes Option and HashPassword takes HashOption, so it does not compile.)
 func TestOptionMisuse(t *testing.T) {
 	for name, tc := range map[string]struct {
 		opts []Option
