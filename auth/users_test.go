@@ -204,20 +204,23 @@ func TestMinimumCostAtLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// htpasswd -B without -C writes cost 5: refused by default.
-	if _, err := NewBasic(u5); !errors.Is(err, ErrInvalidUsers) || !strings.Contains(err.Error(), `"alice"`) {
+	if _, err := NewBasic(u5); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != "auth: invalid users: user \"alice\" has bcrypt cost 5, below the minimum 10: re-hash with `htpasswd -nbBC 10 alice PASSWORD`" {
 		t.Fatalf("cost 5 by default: err = %v, want ErrInvalidUsers naming alice", err)
 	}
 	if _, err := NewBasic(u5, WithMinimumCost(5, 64, 1)); err != nil {
 		t.Fatalf("cost 5 with lowered minimum: %v", err)
 	}
-	if _, err := NewBasic(u5, WithMinimumCost(6, 64, 1)); !errors.Is(err, ErrInvalidUsers) {
+	if _, err := NewBasic(u5, WithMinimumCost(6, 64, 1)); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != "auth: invalid users: user \"alice\" has bcrypt cost 5, below the minimum 6: re-hash with `htpasswd -nbBC 10 alice PASSWORD`" {
 		t.Fatalf("cost 5 under minimum 6: err = %v", err)
 	}
 	ua, err := ParseUsers("bob:" + argonLow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewBasic(ua); !errors.Is(err, ErrInvalidUsers) {
+	if _, err := NewBasic(ua); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != `auth: invalid users: user "bob" has argon2id m=64,t=1, below the minimum memory × passes 38912: re-hash with auth.HashPassword` {
 		t.Fatalf("argon2id m=64,t=1 by default: err = %v, want ErrInvalidUsers", err)
 	}
 	// OWASP's 47104 KiB × 1 pass is as much work as 19456 × 2.
