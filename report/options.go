@@ -38,17 +38,27 @@ type settings struct {
 	previous []Key
 }
 
-func build(fn string, sc scope, opts []Option) (*settings, error) {
-	s := &settings{now: time.Now}
+// build returns the settings by value, and without options skips the
+// loop (through which s escapes): a server calls Decode once per request
+// with none, and should not pay an allocation for them.
+func build(fn string, sc scope, opts []Option) (settings, error) {
+	if len(opts) == 0 {
+		return settings{now: time.Now}, nil
+	}
+	return buildOpts(fn, sc, opts)
+}
+
+func buildOpts(fn string, sc scope, opts []Option) (settings, error) {
+	s := settings{now: time.Now}
 	for _, o := range opts {
 		if o.apply == nil {
-			return nil, fmt.Errorf("%w: zero Option given to %s", ErrInvalidOption, fn)
+			return settings{}, fmt.Errorf("%w: zero Option given to %s", ErrInvalidOption, fn)
 		}
 		if o.scope&sc == 0 {
-			return nil, fmt.Errorf("%w: %s does not apply to %s", ErrInvalidOption, o.name, fn)
+			return settings{}, fmt.Errorf("%w: %s does not apply to %s", ErrInvalidOption, o.name, fn)
 		}
-		if err := o.apply(s); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidOption, o.name, err)
+		if err := o.apply(&s); err != nil {
+			return settings{}, fmt.Errorf("%w: %s: %v", ErrInvalidOption, o.name, err)
 		}
 	}
 	return s, nil
