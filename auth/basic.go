@@ -49,8 +49,9 @@ type userSet struct {
 
 // NewBasic returns a verifier for users. Besides the checks done when the
 // users were parsed, it refuses hashes below the minimum cost (see
-// [WithMinimumCost]): `htpasswd -B` without -C writes cost 5, which is
-// refused.
+// [WithMinimumCost]) with [ErrInvalidUsers]: `htpasswd -B` without -C
+// writes cost 5, which is refused. An option that makes no sense is
+// refused with [ErrInvalidOption] naming it.
 func NewBasic(users Users, opts ...Option) (*Basic, error) {
 	s, err := build(opts)
 	if err != nil {
