@@ -149,6 +149,7 @@ func TestHashPassword(t *testing.T) {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
+	var msgs []string
 	for name, tc := range map[string]struct {
 		password string
 		opts     []HashOption
@@ -166,6 +167,7 @@ func TestHashPassword(t *testing.T) {
 		"both algorithms":    {"pw", []HashOption{HashBcrypt(4), HashArgon2id(64, 1, 1)}, ErrInvalidOption, "auth: invalid option: HashArgon2id: cannot be combined with HashBcrypt"},
 		"zero option":        {"pw", []HashOption{{}}, ErrInvalidOption, "auth: invalid option: zero HashOption given to HashPassword"},
 	} {
+		msgs = append(msgs, tc.msg)
 		t.Run(name, func(t *testing.T) {
 			_, err := HashPassword(tc.password, tc.opts...)
 			if !errors.Is(err, tc.want) || err.Error() != tc.msg {
@@ -173,6 +175,7 @@ func TestHashPassword(t *testing.T) {
 			}
 		})
 	}
+	requireEveryOption(t, "HashOption", msgs)
 }
 
 func TestCache(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 // (An option given to the wrong constructor cannot happen here: NewBasic
 // takes Option and HashPassword takes HashOption, so it does not compile.)
 func TestOptionMisuse(t *testing.T) {
+	var msgs []string
 	for name, tc := range map[string]struct {
 		opts []Option
 		want string
@@ -44,6 +45,7 @@ func TestOptionMisuse(t *testing.T) {
 		"invalid proxy":          {[]Option{WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{})}, "auth: invalid option: WithTrustedProxies: network 1 is not a valid prefix"},
 		"good then bad":          {[]Option{WithLogger(slog.New(slog.DiscardHandler)), WithClock(nil)}, "auth: invalid option: WithClock: nil clock"},
 	} {
+		msgs = append(msgs, tc.want)
 		t.Run(name, func(t *testing.T) {
 			b, err := NewBasic(Users{}, tc.opts...)
 			if b != nil || !errors.Is(err, ErrInvalidOption) || err.Error() != tc.want {
@@ -51,6 +53,7 @@ func TestOptionMisuse(t *testing.T) {
 			}
 		})
 	}
+	requireEveryOption(t, "Option", msgs)
 }
 
 // The defaults apply without options, and the options set what they say.

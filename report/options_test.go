@@ -21,6 +21,7 @@ func TestOptionMisuse(t *testing.T) {
 		return r.Validate(opts...)
 	}
 	hasher := func(opts ...Option) error { _, err := NewHasher(k1, opts...); return err }
+	var msgs []string
 	for _, tc := range []struct {
 		name string
 		call func(...Option) error
@@ -38,12 +39,14 @@ func TestOptionMisuse(t *testing.T) {
 		{"NewHasher_zero_key", hasher, []Option{WithPreviousKeys(k2, Key{})}, "report: invalid option: WithPreviousKeys: key 1 is not made by NewKey"},
 		{"NewHasher_duplicate_id", hasher, []Option{WithPreviousKeys(k2, testKey(t, "k2", 3))}, `report: invalid option: WithPreviousKeys: key ID "k2" given twice`},
 	} {
+		msgs = append(msgs, tc.want)
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.call(tc.opts...); !errors.Is(err, ErrInvalidOption) || err.Error() != tc.want {
 				t.Fatalf("err = %v\nwant %s", err, tc.want)
 			}
 		})
 	}
+	requireEveryOption(t, "Option", msgs)
 }
 
 // WithClock is the time reports are checked against; without it, time.Now.

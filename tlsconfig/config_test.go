@@ -106,13 +106,16 @@ func TestOptionMisuse(t *testing.T) {
 		{"tls_hosts_on_client", func() error { return client(WithTLSRequiredFor("a.example")) }, ErrInvalidOption, "tlsconfig: invalid option: WithTLSRequiredFor does not apply to Client"},
 		{"tls_host_wildcard_only", func() error { return httpc(WithTLSRequiredFor("*.")) }, ErrInvalidOption, `tlsconfig: invalid option: WithTLSRequiredFor: host pattern "*." is not a host name or *.domain`},
 	}
+	var msgs []string
 	for _, tt := range tests {
+		msgs = append(msgs, tt.msg)
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.run(); !errors.Is(err, tt.wantErr) || err.Error() != tt.msg {
 				t.Fatalf("error = %v\nwant %v: %s", err, tt.wantErr, tt.msg)
 			}
 		})
 	}
+	requireEveryOption(t, "Option", msgs)
 }
 
 func TestGoClientNegotiatesX25519MLKEM768(t *testing.T) {
