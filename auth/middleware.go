@@ -93,15 +93,3 @@ func (b *Basic) refuse(w http.ResponseWriter, r *http.Request, status int, retry
 // code and a message (see the table there). WWW-Authenticate and
 // Retry-After are already set. It must not echo anything from the request.
 type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
-
-// WithErrorWriter replaces the writer of [Basic.Middleware]'s refusals
-// (default: the JSON body {"code","error"}). A nil writer is refused.
-func WithErrorWriter(ew ErrorWriter) Option {
-	return func(b *Basic) error {
-		if ew == nil {
-			return errors.New("auth: nil ErrorWriter")
-		}
-		b.errorWriter = ew
-		return nil
-	}
-}
