@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
 // MaxAuthorizationLen bounds the Authorization header the middleware reads:
@@ -56,10 +58,18 @@ type Middleware struct {
 	log   *slog.Logger
 }
 
-// NewMiddleware returns a Middleware on store. Options: WithLogger.
-func NewMiddleware(store Store, opts ...Option) *Middleware {
-	c := newConfig(opts)
-	return &Middleware{store: store, log: c.log}
+// NewMiddleware returns a Middleware on store. Options: WithLogger; any
+// other (WithClock, WithMachineLifetime belong to the store) is
+// ErrInvalidOption, as is a nil store.
+func NewMiddleware(store Store, opts ...Option) (*Middleware, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: NewMiddleware: nil Store", ErrInvalidOption)
+	}
+	c, err := core.Build("NewMiddleware", core.ForMiddleware, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Middleware{store: store, log: c.Log}, nil
 }
 
 type ctxKey int
@@ -115,26 +125,26 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 			// The digest prefix lets an admin match the refusal to a record
 			// (or see it matches none) without the log holding the token.
 			prefix := ""
-			if d, derr := digestOf(tok); derr == nil {
-				prefix = d.short()
+			if d, derr := core.DigestOf(tok); derr == nil {
+				prefix = d.Short()
 			}
 			m.refuse(r.Context(), w, kind, prefix, err)
 			return
 		}
 		m.log.LogAttrs(ctx, slog.LevelDebug, "token authenticated",
 			slog.String("event", "token_authn_ok"), slog.String("kind", kind),
-			slog.String("id_prefix", id[:logPrefixLen]))
+			slog.String("id_prefix", id[:core.LogPrefixLen]))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, prefix string, err error) {
-	attrs := []slog.Attr{slog.String("event", evAuthnFailed), slog.String("kind", kind)}
+	attrs := []slog.Attr{slog.String("event", core.EvAuthnFailed), slog.String("kind", kind)}
 	switch {
 	case errors.Is(err, ErrNoBearer):
 		attrs = append(attrs, slog.String("reason", "missing"))
 	default:
-		attrs = append(attrs, slog.String("reason", reason(err)))
+		attrs = append(attrs, slog.String("reason", core.Reason(err)))
 	}
 	if prefix != "" {
 		attrs = append(attrs, slog.String("id_prefix", prefix))

@@ -40,9 +40,11 @@ func newFixture(t *testing.T) *fixture {
 	ctx := context.Background()
 	f := &fixture{logs: new(bytes.Buffer)}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.store = NewMemoryStore(WithLogger(log))
-	f.mw = NewMiddleware(f.store, WithLogger(log))
+	f.store = mustMemory(t, WithLogger(log))
 	var err error
+	if f.mw, err = NewMiddleware(f.store, WithLogger(log)); err != nil {
+		t.Fatal(err)
+	}
 	f.reg, _, err = f.store.IssueRegistration(ctx, Registration{Tier: "stable", Name: "fleet", Uses: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +201,10 @@ func (failingStore) AuthenticateMachine(context.Context, string) (Machine, error
 func TestMiddlewareStoreDownIs503(t *testing.T) {
 	tok, _ := Generate()
 	var logs bytes.Buffer
-	mw := NewMiddleware(failingStore{}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	mw, err := NewMiddleware(failingStore{}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := serve(mw.Machine(okHandler()), "Bearer "+tok)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("code %d, want 503", w.Code)
@@ -212,13 +217,17 @@ func TestMiddlewareStoreDownIs503(t *testing.T) {
 // FuzzBearerToken: whatever the header, the middleware never lets a request
 // through unless the header holds the one live token, and never panics.
 func FuzzBearerToken(f *testing.F) {
-	s := NewMemoryStore()
+	s := mustMemory(f)
 	reg, _, _ := s.IssueRegistration(context.Background(), Registration{Tier: "t", Name: "n", Uses: 1})
 	tok, _, err := s.Register(context.Background(), reg, "m")
 	if err != nil {
 		f.Fatal(err)
 	}
-	mw := NewMiddleware(s).Machine(okHandler())
+	m, err := NewMiddleware(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mw := m.Machine(okHandler())
 	for _, seed := range []string{"Bearer " + tok, "bearer " + strings.ToUpper(tok), "Bearer", "Basic abc", "Bearer urn:uuid:" + tok, "", "Bearer " + reg} {
 		f.Add(seed)
 	}
