@@ -155,8 +155,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 		log.Info("discharge granted", "event", "contract_discharged", "condition", condition)
 		return nil
 	}
-	d, err := lpmac.NewDischarger(lpmac.DischargerConfig{Key: key, Check: check, TTL: o.DischargeTTL, Logger: log})
+	dopts := []lpmac.Option{lpmac.WithLogger(log)}
+	if o.DischargeTTL != 0 { // zero: the package default
+		dopts = append(dopts, lpmac.WithDischargeTTL(o.DischargeTTL))
+	}
+	d, err := lpmac.NewDischarger(key, check, dopts...)
 	if err != nil {
+		if errors.Is(err, lpmac.ErrInvalidOption) {
+			return nil, cli.Usagef("--discharge-ttl: %v", err)
+		}
 		return nil, err
 	}
 	cert, keyPEM, caFile := o.TLSCert, o.TLSKey, ""
