@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpsec/lpsec/examples/internal/bakerykey"
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
@@ -124,7 +125,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(o.StateDir, "contracts-key.json")
 	}
-	key, err := pki.LoadOrCreateBakeryKey(keyFile)
+	key, err := bakerykey.LoadOrCreate(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
 	}

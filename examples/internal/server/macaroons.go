@@ -16,8 +16,8 @@ import (
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 
 	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/examples/internal/bakerykey"
 	"github.com/lpsec/lpsec/examples/internal/cli"
-	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/macaroon/macaroonpg"
 )
@@ -45,7 +45,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 	if o.AdminTTL <= 0 || o.AdminTTL > lpmac.DefaultMaxTTL {
 		return nil, cli.Usagef("--admin-macaroon-ttl must be in (0, %v]", lpmac.DefaultMaxTTL)
 	}
-	key, err := pki.LoadOrCreateBakeryKey(filepath.Join(o.StateDir, "macaroon-key.json"))
+	key, err := bakerykey.LoadOrCreate(filepath.Join(o.StateDir, "macaroon-key.json"))
 	if err != nil {
 		return nil, fmt.Errorf("macaroon key pair in --state-dir: %w", err)
 	}
