@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
+	"github.com/lpsec/lpsec/internal/authheader"
 	"github.com/lpsec/lpsec/token/internal/core"
 )
 
@@ -20,27 +20,22 @@ const MaxAuthorizationLen = 128
 var ErrNoBearer = errors.New("token: no bearer token")
 
 // BearerToken returns the token of the request's single
-// "Authorization: Bearer <token>" header (scheme name in any case, RFC 7235),
-// checked with Parse. A missing header or another scheme gives ErrNoBearer;
-// several Authorization headers, an oversized one or a malformed token give
+// "Authorization: Bearer <token>" header, checked with Parse. The header
+// follows the rules every lpsec package applies (RFC 9110 §11.6.2): scheme
+// in any case, one or more spaces before the token, optional whitespace
+// around the value ignored, no control or non-ASCII byte anywhere. A missing
+// header or another scheme gives ErrNoBearer; several Authorization headers,
+// one longer than MaxAuthorizationLen, a header that breaks those rules
+// (including "Bearer" with no token) or a malformed token give
 // ErrMalformed.
 func BearerToken(r *http.Request) (string, error) {
-	vals := r.Header.Values("Authorization")
+	tok, err := authheader.Credentials(r.Header.Values("Authorization"), "Bearer", MaxAuthorizationLen)
 	switch {
-	case len(vals) == 0:
+	case errors.Is(err, authheader.ErrMissing), errors.Is(err, authheader.ErrOtherScheme):
 		return "", ErrNoBearer
-	case len(vals) > 1:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(vals))
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	v := vals[0]
-	if len(v) > MaxAuthorizationLen {
-		return "", fmt.Errorf("%w: Authorization header longer than %d bytes", ErrMalformed, MaxAuthorizationLen)
-	}
-	const scheme = "bearer "
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", ErrNoBearer
-	}
-	tok := v[len(scheme):]
 	if _, err := Parse(tok); err != nil {
 		return "", err
 	}

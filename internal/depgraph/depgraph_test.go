@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -55,11 +52,10 @@ type pkg struct {
 // for each named package, the set of packages it links (tests excluded).
 func list(t *testing.T, rel ...string) map[string]map[string]bool {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			t.Fatalf("no go command to list dependencies: %v", err)
-		}
+	// go test runs with the go command's own directory first in PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command to list dependencies: %v", err)
 	}
 	args := []string{"list", "-json=ImportPath,Deps"}
 	for _, r := range rel {

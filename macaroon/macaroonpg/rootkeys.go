@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 
+	"github.com/lpsec/lpsec/internal/pgmigrate"
 	"github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
@@ -98,7 +99,7 @@ const (
 
 // rootKeyMigrations are applied in order; never edit one that has shipped,
 // append a new one.
-var rootKeyMigrations = []string{
+var rootKeyMigrations = [][]string{{
 	`CREATE TABLE ` + rootKeyTable + ` (
 		id         bytea       PRIMARY KEY CHECK (octet_length(id) = 16),
 		created    timestamptz NOT NULL,
@@ -110,7 +111,7 @@ var rootKeyMigrations = []string{
 	CREATE INDEX ` + rootKeyTable + `_mint_until ON ` + rootKeyTable + ` (mint_until);
 	CREATE INDEX ` + rootKeyTable + `_expires ON ` + rootKeyTable + ` (expires);
 	COMMENT ON COLUMN ` + rootKeyTable + `.sealed IS 'nonce || AES-256-GCM(root key), AAD = label || id, under the KEK named by kek_id';`,
-}
+}}
 
 // NewRootKeyStore returns a store using db (opened with the "pgx" driver)
 // and kek. Call Migrate once at start-up before using it. Without options
@@ -135,41 +136,13 @@ func NewRootKeyStore(db *sql.DB, kek *KeyEncryptionKey, opts ...macaroon.Option)
 
 // Migrate creates or upgrades the store's tables. It is idempotent and safe
 // to run from several instances at once (they serialise on an advisory
-// lock). It fails if the database schema is newer than this code.
-func (s *RootKeyStore) Migrate(ctx context.Context) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(rootKeyMigrateLock)); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+rootKeySchemaTable+` (
-		version    integer     PRIMARY KEY,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+rootKeySchemaTable).Scan(&version); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	if version > len(rootKeyMigrations) {
-		return fmt.Errorf("macaroon: migrate root key store: database schema version %d is newer than this program's %d", version, len(rootKeyMigrations))
-	}
-	for v := version; v < len(rootKeyMigrations); v++ {
-		if _, err := tx.ExecContext(ctx, rootKeyMigrations[v]); err != nil {
-			return s.unavailable(ctx, fmt.Sprintf("migrate to version %d", v+1), err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+rootKeySchemaTable+` (version) VALUES ($1)`, v+1); err != nil {
-			return s.unavailable(ctx, "migrate", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+// lock); a failed run changes nothing. A database whose schema is newer
+// than this code knows is refused with macaroon.ErrUnavailable and left
+// untouched.
+func (s *RootKeyStore) Migrate(ctx context.Context) error {
+	if err := pgmigrate.Migrate(ctx, s.db, pgmigrate.Schema{
+		Table: rootKeySchemaTable, Lock: rootKeyMigrateLock, Versions: rootKeyMigrations,
+	}); err != nil {
 		return s.unavailable(ctx, "migrate", err)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lpsec/lpsec/internal/pgmigrate"
 	"github.com/lpsec/lpsec/token"
 	"github.com/lpsec/lpsec/token/internal/core"
 )
@@ -91,46 +92,18 @@ var migrations = [][]string{
 // SchemaVersion is the schema version Migrate brings the database to.
 const SchemaVersion = 1
 
-// migrateLock is the key of the advisory lock that serialises Migrate
-// across instances starting at once ("lpsectok" in ASCII).
-const migrateLock = 0x6c70736563746f6b
+// schema is the store's bookkeeping for internal/pgmigrate; the lock key
+// is "lpsectok" in ASCII.
+var schema = pgmigrate.Schema{Table: "lpsec_token_schema", Lock: 0x6c70736563746f6b, Versions: migrations}
 
 // Migrate creates or upgrades the store's tables. It is idempotent and safe
-// to run from several instances at once. A database whose schema is newer
-// than this code knows is refused with token.ErrUnavailable.
+// to run from several instances at once (they serialise on an advisory
+// lock); a failed run changes nothing. A database whose schema is newer
+// than this code knows is refused with token.ErrUnavailable and left
+// untouched.
 func (s *Store) Migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return unavailable("migrate: begin", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLock)); err != nil {
-		return unavailable("migrate: lock", err)
-	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lpsec_token_schema (
-		version integer PRIMARY KEY,
-		applied timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return unavailable("migrate: schema table", err)
-	}
-	var v int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM lpsec_token_schema`).Scan(&v); err != nil {
-		return unavailable("migrate: read version", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("%w: migrate: database schema version %d is newer than this code's %d", token.ErrUnavailable, v, len(migrations))
-	}
-	for ; v < len(migrations); v++ {
-		for _, stmt := range migrations[v] {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return unavailable(fmt.Sprintf("migrate: version %d", v+1), err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_token_schema (version) VALUES ($1)`, v+1); err != nil {
-			return unavailable("migrate: record version", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return unavailable("migrate: commit", err)
+	if err := pgmigrate.Migrate(ctx, s.db, schema); err != nil {
+		return unavailable("migrate", err)
 	}
 	return nil
 }
