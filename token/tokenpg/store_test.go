@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -251,4 +252,31 @@ func serve(h http.Handler, authorization string) *httptest.ResponseRecorder {
 
 func okHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+}
+
+// TestNewStoreOptionMisuse: tokenpg.NewStore takes token's store options and
+// refuses misuse as token.NewMemoryStore does; no database is needed.
+func TestNewStoreOptionMisuse(t *testing.T) {
+	db := &sql.DB{}
+	for _, tc := range []struct {
+		name string
+		db   *sql.DB
+		opts []token.Option
+		msg  string
+	}{
+		{"nil_db", nil, nil, "tokenpg.NewStore: nil *sql.DB"},
+		{"nil_logger", db, []token.Option{token.WithLogger(nil)}, "WithLogger: nil logger"},
+		{"nil_clock", db, []token.Option{token.WithClock(nil)}, "WithClock: nil clock"},
+		{"zero_lifetime", db, []token.Option{token.WithMachineLifetime(0)}, "WithMachineLifetime: lifetime 0s is not positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewStore(tc.db, tc.opts...)
+			if !errors.Is(err, token.ErrInvalidOption) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v; want ErrInvalidOption saying %q", err, tc.msg)
+			}
+		})
+	}
+	if _, err := NewStore(db, token.WithMachineLifetime(time.Hour), token.WithLogger(slog.Default())); err != nil {
+		t.Fatalf("store options refused: %v", err)
+	}
 }
