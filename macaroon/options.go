@@ -27,21 +27,22 @@ type Option = core.Option
 // missing required argument. The error names what was wrong.
 var ErrInvalidOption = core.ErrInvalidOption
 
-// Defaults of the options.
+// Defaults of the options (internal/core applies them; a test keeps the two
+// in step).
 const (
 	// DefaultTTL is the lifetime of a macaroon minted with ttl 0 (WithDefaultTTL).
-	DefaultTTL = core.DefaultTTL
+	DefaultTTL = 24 * time.Hour
 	// DefaultMaxTTL caps every macaroon lifetime, and is how long root-key
 	// stores keep a key after its last use for minting (WithMaxTTL).
-	DefaultMaxTTL = core.DefaultMaxTTL
+	DefaultMaxTTL = 240 * time.Hour
 	// DefaultDischargeTTL is the lifetime of a discharge (WithDischargeTTL).
-	DefaultDischargeTTL = core.DefaultDischargeTTL
+	DefaultDischargeTTL = 10 * time.Minute
 	// DefaultRootKeyRotationPeriod is how long one root key mints
 	// (WithRotationPeriod).
-	DefaultRootKeyRotationPeriod = core.DefaultRotationPeriod
+	DefaultRootKeyRotationPeriod = 24 * time.Hour
 	// DefaultRootKeyCacheTTL bounds how long the PostgreSQL store trusts a
 	// key it read without asking again (WithCacheTTL).
-	DefaultRootKeyCacheTTL = core.DefaultCacheTTL
+	DefaultRootKeyCacheTTL = 30 * time.Second
 )
 
 func positive(d time.Duration) error {

@@ -180,3 +180,21 @@ func BenchmarkRootKeyGet(b *testing.B) {
 	// The bakery's own memory store: one key, never rotated.
 	b.Run("baseline", func(b *testing.B) { run(b, bakery.NewMemRootKeyStore()) })
 }
+
+// TestDefaultsMatchCore: the documented defaults are the ones applied.
+func TestDefaultsMatchCore(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		doc, actual time.Duration
+	}{
+		{"DefaultTTL", DefaultTTL, core.DefaultTTL},
+		{"DefaultMaxTTL", DefaultMaxTTL, core.DefaultMaxTTL},
+		{"DefaultDischargeTTL", DefaultDischargeTTL, core.DefaultDischargeTTL},
+		{"DefaultRootKeyRotationPeriod", DefaultRootKeyRotationPeriod, core.DefaultRotationPeriod},
+		{"DefaultRootKeyCacheTTL", DefaultRootKeyCacheTTL, core.DefaultCacheTTL},
+	} {
+		if c.doc != c.actual {
+			t.Errorf("%s = %v, but %v is applied", c.name, c.doc, c.actual)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
 // TestOptionMisuse: every misuse of an option is refused by the constructor
@@ -37,5 +39,12 @@ func TestOptionMisuse(t *testing.T) {
 				t.Fatalf("error %q does not say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLimitsMatchCore: the documented limits are the ones enforced.
+func TestLimitsMatchCore(t *testing.T) {
+	if Unlimited != core.Unlimited || MaxUses != core.MaxUses || MaxFieldLen != core.MaxFieldLen {
+		t.Fatalf("token limits %d %d %d, core enforces %d %d %d", Unlimited, MaxUses, MaxFieldLen, core.Unlimited, core.MaxUses, core.MaxFieldLen)
 	}
 }

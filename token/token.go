@@ -1,6 +1,7 @@
 package token
 
 import (
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,11 +40,11 @@ var (
 
 const (
 	// Unlimited as Registration.Uses allows any number of registrations.
-	Unlimited = core.Unlimited
+	Unlimited = -1
 	// MaxUses bounds Registration.Uses (it is stored as a 32-bit integer).
-	MaxUses = core.MaxUses
+	MaxUses = math.MaxInt32
 	// MaxFieldLen bounds, in bytes, tiers, names and machine names.
-	MaxFieldLen = core.MaxFieldLen
+	MaxFieldLen = 256
 )
 
 // Generate returns a new token: a random (version 4) UUID in canonical
