@@ -38,3 +38,12 @@ func ExampleNewMemoryRootKeyStore() {
 	// 32 16 true <nil>
 	// not found
 }
+
+// Options say which constructors take them: the cache TTL belongs to the
+// PostgreSQL store (macaroonpg), so the memory store refuses it.
+func ExampleWithCacheTTL() {
+	_, err := macaroon.NewMemoryRootKeyStore(macaroon.WithCacheTTL(time.Minute))
+	fmt.Println(err)
+	// Output:
+	// macaroon: invalid option: WithCacheTTL does not apply to NewMemoryRootKeyStore
+}

@@ -168,3 +168,18 @@ func ExampleMiddleware_Registration() {
 	// 200 got a machine token: true
 	// 401 got a machine token: false
 }
+
+// Options say which constructors take them; a misplaced one is an error,
+// never silently ignored.
+func ExampleNewMiddleware() {
+	store, err := token.NewMemoryStore(token.WithMachineLifetime(90 * 24 * time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = token.NewMiddleware(store, token.WithMachineLifetime(time.Hour))
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, token.ErrInvalidOption))
+	// Output:
+	// token: invalid option: WithMachineLifetime does not apply to NewMiddleware
+	// true
+}
