@@ -86,7 +86,7 @@ func WithClock(now func() time.Time) Option {
 // the MaxTTL.
 func WithDefaultTTL(d time.Duration) Option {
 	return core.NewOption("WithDefaultTTL", core.ForService, func(s *core.Settings) error {
-		s.DefaultTTL, s.DefaultTTLSet = d, true
+		s.DefaultTTL = d
 		return positive(d)
 	})
 }

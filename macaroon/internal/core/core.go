@@ -68,8 +68,6 @@ type Settings struct {
 
 	RotationPeriod time.Duration
 	CacheTTL       time.Duration // zero: no cache (WithoutRootKeyCache)
-
-	DefaultTTLSet bool
 }
 
 // Build applies opts for the constructor ctor (named in errors), which
