@@ -200,8 +200,8 @@ func TestDischargeRequiredRefusesHostileLocation(t *testing.T) {
 	defer evil.Close()
 	// A service that pins the hostile location (the key does not matter:
 	// the client must not get as far as sending the caveat).
-	hostile, err := NewService(Config{Location: "https://lpsec.example", Key: f.svc.cfg.Key, RootKeys: f.store,
-		ThirdParties: map[string]*bakery.PublicKey{evil.URL: &f.tpKey.Public}, Now: f.clock.Now})
+	hostile, err := NewService("https://lpsec.example", f.svc.key, f.store,
+		WithThirdParty(evil.URL, &f.tpKey.Public), WithClock(f.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,12 +245,12 @@ func TestDischargeClientWithHTTPBakeryDischarger(t *testing.T) {
 	d.AddMuxHandlers(mux, "/")
 	srv := httptest.NewTLSServer(mux)
 	defer srv.Close()
-	svc, err := NewService(Config{Location: "https://lpsec.example", Key: f.svc.cfg.Key, RootKeys: f.store,
-		ThirdParties: map[string]*bakery.PublicKey{srv.URL: &f.tpKey.Public}, Now: f.clock.Now})
+	svc, err := NewService("https://lpsec.example", f.svc.key, f.store,
+		WithThirdParty(srv.URL, &f.tpKey.Public), WithClock(f.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := NewDischargeClient(DischargeClientConfig{AllowedLocations: []string{srv.URL}, HTTPClient: srv.Client()})
+	dc, err := NewDischargeClient([]string{srv.URL}, WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 
 	"github.com/lpsec/lpsec/internal/httperr"
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
 // ErrorWriter writes a refusal: status, a stable machine-readable code and a
@@ -29,23 +30,18 @@ func WriteJSONError(w http.ResponseWriter, _ *http.Request, status int, code, me
 // The middleware sends it in httpbakery's discharge-required answer.
 type Minter func(ctx context.Context, r *http.Request, ops []bakery.Op) (*bakery.Macaroon, error)
 
-// MiddlewareOption configures NewMiddleware.
-type MiddlewareOption struct {
-	name  string
-	apply func(*Middleware) error
-}
-
-// WithErrorWriter replaces the writer of refusals (default WriteJSONError).
-// It is never used for the discharge-required answer, whose format is
-// httpbakery's. A nil writer is refused.
-func WithErrorWriter(ew ErrorWriter) MiddlewareOption {
-	return MiddlewareOption{name: "WithErrorWriter", apply: func(m *Middleware) error {
+// WithErrorWriter replaces the writer of a Middleware's refusals (default
+// WriteJSONError). It is never used for the discharge-required answer,
+// whose format is httpbakery's. NewMiddleware only; nil is
+// ErrInvalidOption.
+func WithErrorWriter(ew ErrorWriter) Option {
+	return core.NewOption("WithErrorWriter", core.ForMiddleware, func(s *core.Settings) error {
 		if ew == nil {
 			return errors.New("nil ErrorWriter")
 		}
-		m.writeError = ew
+		s.ErrorWriter = ew
 		return nil
-	}}
+	})
 }
 
 // WithDischargeRequired makes the middleware answer httpbakery's
@@ -55,19 +51,21 @@ func WithErrorWriter(ew ErrorWriter) MiddlewareOption {
 // (ErrDischargeRequired), an expired macaroon (ErrExpired) or an unknown
 // root key (ErrUnknownRootKey). Stock httpbakery clients (Go and Python)
 // then discharge it and retry. cookieNameSuffix names the cookie they keep
-// it in ("" means DefaultCookieNameSuffix); the cookie path is the site
-// root, as httpbakery's default. A nil mint is refused.
-func WithDischargeRequired(mint Minter, cookieNameSuffix string) MiddlewareOption {
-	return MiddlewareOption{name: "WithDischargeRequired", apply: func(m *Middleware) error {
+// it in ("" means DefaultCookieNameSuffix; otherwise at most 128 bytes of
+// cookie-name token characters); the cookie path is the site root, as
+// httpbakery's default. NewMiddleware only; a nil mint or a bad suffix is
+// ErrInvalidOption.
+func WithDischargeRequired(mint Minter, cookieNameSuffix string) Option {
+	return core.NewOption("WithDischargeRequired", core.ForMiddleware, func(s *core.Settings) error {
 		if mint == nil {
 			return errors.New("nil Minter")
 		}
 		if err := checkCookieSuffix(cookieNameSuffix); err != nil {
-			return err
+			return fmt.Errorf("cookie name suffix: %w", err)
 		}
-		m.mint, m.cookieSuffix = mint, cookieNameSuffix
+		s.Mint, s.CookieSuffix = mint, cookieNameSuffix
 		return nil
-	}}
+	})
 }
 
 // Middleware is macaroon's HTTP layer: it verifies the macaroons of a
@@ -101,20 +99,19 @@ type Middleware struct {
 }
 
 // NewMiddleware returns a Middleware verifying with svc. Options:
-// WithErrorWriter, WithDischargeRequired. A nil svc or a misused option is
-// an error.
-func NewMiddleware(svc *Service, opts ...MiddlewareOption) (*Middleware, error) {
+// WithErrorWriter, WithDischargeRequired; any other option, or a nil svc,
+// is ErrInvalidOption.
+func NewMiddleware(svc *Service, opts ...Option) (*Middleware, error) {
 	if svc == nil {
-		return nil, errors.New("macaroon: NewMiddleware needs a Service")
+		return nil, fmt.Errorf("%w: NewMiddleware: nil Service", ErrInvalidOption)
 	}
-	m := &Middleware{svc: svc, writeError: WriteJSONError}
-	for _, o := range opts {
-		if o.apply == nil {
-			return nil, errors.New("macaroon: invalid option: zero MiddlewareOption")
-		}
-		if err := o.apply(m); err != nil {
-			return nil, fmt.Errorf("macaroon: invalid option: %s: %w", o.name, err)
-		}
+	s, err := core.Build("NewMiddleware", core.ForMiddleware, opts)
+	if err != nil {
+		return nil, err
+	}
+	m := &Middleware{svc: svc, writeError: WriteJSONError, mint: s.Mint, cookieSuffix: s.CookieSuffix}
+	if s.ErrorWriter != nil {
+		m.writeError = s.ErrorWriter
 	}
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -130,20 +131,30 @@ func TestHTTPStatusTable(t *testing.T) {
 
 func TestNewMiddlewareInvalidOptions(t *testing.T) {
 	f := newFixture(t)
-	for name, opts := range map[string][]MiddlewareOption{
-		"nil writer":       {WithErrorWriter(nil)},
-		"nil minter":       {WithDischargeRequired(nil, "")},
-		"bad suffix":       {WithDischargeRequired(func(context.Context, *http.Request, []bakery.Op) (*bakery.Macaroon, error) { return nil, nil }, "a;b")},
-		"zero option":      {{}},
-		"nil service only": nil,
+	mint := func(context.Context, *http.Request, []bakery.Op) (*bakery.Macaroon, error) { return nil, nil }
+	for _, c := range []struct {
+		name string
+		svc  *Service
+		opts []Option
+		want string
+	}{
+		{"nil service", nil, nil, "macaroon: invalid option: NewMiddleware: nil Service"},
+		{"nil writer", f.svc, []Option{WithErrorWriter(nil)}, "macaroon: invalid option: WithErrorWriter: nil ErrorWriter"},
+		{"nil minter", f.svc, []Option{WithDischargeRequired(nil, "")}, "macaroon: invalid option: WithDischargeRequired: nil Minter"},
+		{"bad suffix", f.svc, []Option{WithDischargeRequired(mint, "a;b")}, "macaroon: invalid option: WithDischargeRequired: cookie name suffix: macaroon: malformed: CookieNameSuffix is not a cookie-name token"},
+		{"long suffix", f.svc, []Option{WithDischargeRequired(mint, strings.Repeat("a", 129))}, "macaroon: invalid option: WithDischargeRequired: cookie name suffix: macaroon: malformed: CookieNameSuffix longer than 128 bytes"},
+		{"zero option", f.svc, []Option{{}}, "macaroon: invalid option: zero Option given to NewMiddleware"},
+		{"service option", f.svc, []Option{WithLogger(slog.New(slog.DiscardHandler))}, "macaroon: invalid option: WithLogger does not apply to NewMiddleware"},
 	} {
-		svc := f.svc
-		if name == "nil service only" {
-			svc = nil
+		m, err := NewMiddleware(c.svc, c.opts...)
+		if m != nil || !errors.Is(err, ErrInvalidOption) || err.Error() != c.want {
+			t.Errorf("%s: %v, %v\nwant %s", c.name, m, err, c.want)
 		}
-		if _, err := NewMiddleware(svc, opts...); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+	}
+	// The middleware options do not apply elsewhere either.
+	if _, err := NewDischargeClient([]string{testTP}, WithErrorWriter(WriteJSONError)); !errors.Is(err, ErrInvalidOption) ||
+		!strings.Contains(err.Error(), "WithErrorWriter does not apply to NewDischargeClient") {
+		t.Errorf("WithErrorWriter to NewDischargeClient: %v", err)
 	}
 }
 

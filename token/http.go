@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
+	"github.com/lpsec/lpsec/internal/authheader"
 	"github.com/lpsec/lpsec/internal/httperr"
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
 // MaxAuthorizationLen bounds the Authorization header the middleware reads:
@@ -20,27 +21,22 @@ const MaxAuthorizationLen = 128
 var ErrNoBearer = errors.New("token: no bearer token")
 
 // BearerToken returns the token of the request's single
-// "Authorization: Bearer <token>" header (scheme name in any case, RFC 7235),
-// checked with Parse. A missing header or another scheme gives ErrNoBearer;
-// several Authorization headers, an oversized one or a malformed token give
+// "Authorization: Bearer <token>" header, checked with Parse. The header
+// follows the rules every lpsec package applies (RFC 9110 §11.6.2): scheme
+// in any case, one or more spaces before the token, optional whitespace
+// around the value ignored, no control or non-ASCII byte anywhere. A missing
+// header or another scheme gives ErrNoBearer; several Authorization headers,
+// one longer than MaxAuthorizationLen, a header that breaks those rules
+// (including "Bearer" with no token) or a malformed token give
 // ErrMalformed.
 func BearerToken(r *http.Request) (string, error) {
-	vals := r.Header.Values("Authorization")
+	tok, err := authheader.Credentials(r.Header.Values("Authorization"), "Bearer", MaxAuthorizationLen)
 	switch {
-	case len(vals) == 0:
+	case errors.Is(err, authheader.ErrMissing), errors.Is(err, authheader.ErrOtherScheme):
 		return "", ErrNoBearer
-	case len(vals) > 1:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(vals))
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	v := vals[0]
-	if len(v) > MaxAuthorizationLen {
-		return "", fmt.Errorf("%w: Authorization header longer than %d bytes", ErrMalformed, MaxAuthorizationLen)
-	}
-	const scheme = "bearer "
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", ErrNoBearer
-	}
-	tok := v[len(scheme):]
 	if _, err := Parse(tok); err != nil {
 		return "", err
 	}
@@ -72,28 +68,37 @@ type Middleware struct {
 // It must not echo anything from the request.
 type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
 
-// WithErrorWriter replaces the writer of Middleware's refusals (Middleware
-// only; default: the JSON body {"code","error"}). A nil writer keeps the
-// default.
+// WithErrorWriter replaces the writer of Middleware's refusals (default:
+// the JSON body {"code","error"} every lpsec middleware writes).
+// NewMiddleware only; a nil writer is ErrInvalidOption.
 func WithErrorWriter(ew ErrorWriter) Option {
-	return func(c *config) {
-		if ew != nil {
-			c.errorWriter = ew
+	return core.NewOption("WithErrorWriter", core.ForMiddleware, func(s *core.Settings) error {
+		if ew == nil {
+			return errors.New("nil ErrorWriter")
 		}
-	}
+		s.ErrorWriter = ew
+		return nil
+	})
 }
 
 // NewMiddleware returns a Middleware on store. Options: WithLogger,
-// WithErrorWriter.
-func NewMiddleware(store Store, opts ...Option) *Middleware {
-	c := newConfig(opts)
-	ew := c.errorWriter
-	if ew == nil {
-		ew = func(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
-			httperr.Write(w, status, code, msg)
-		}
+// WithErrorWriter; any other (WithClock, WithMachineLifetime belong to the
+// store) is ErrInvalidOption, as is a nil store.
+func NewMiddleware(store Store, opts ...Option) (*Middleware, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: NewMiddleware: nil Store", ErrInvalidOption)
 	}
-	return &Middleware{store: store, log: c.log, writeError: ew}
+	c, err := core.Build("NewMiddleware", core.ForMiddleware, opts)
+	if err != nil {
+		return nil, err
+	}
+	ew := ErrorWriter(func(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
+		httperr.Write(w, status, code, msg)
+	})
+	if c.ErrorWriter != nil {
+		ew = c.ErrorWriter
+	}
+	return &Middleware{store: store, log: c.Log, writeError: ew}, nil
 }
 
 type ctxKey int
@@ -149,26 +154,26 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 			// The digest prefix lets an admin match the refusal to a record
 			// (or see it matches none) without the log holding the token.
 			prefix := ""
-			if d, derr := digestOf(tok); derr == nil {
-				prefix = d.short()
+			if d, derr := core.DigestOf(tok); derr == nil {
+				prefix = d.Short()
 			}
 			m.refuse(r.Context(), w, r, kind, prefix, err)
 			return
 		}
 		m.log.LogAttrs(ctx, slog.LevelDebug, "token authenticated",
 			slog.String("event", "token_authn_ok"), slog.String("kind", kind),
-			slog.String("id_prefix", id[:logPrefixLen]))
+			slog.String("id_prefix", id[:core.LogPrefixLen]))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, prefix string, err error) {
-	attrs := []slog.Attr{slog.String("event", evAuthnFailed), slog.String("kind", kind)}
+	attrs := []slog.Attr{slog.String("event", core.EvAuthnFailed), slog.String("kind", kind)}
 	switch {
 	case errors.Is(err, ErrNoBearer):
 		attrs = append(attrs, slog.String("reason", "missing"))
 	default:
-		attrs = append(attrs, slog.String("reason", reason(err)))
+		attrs = append(attrs, slog.String("reason", core.Reason(err)))
 	}
 	if prefix != "" {
 		attrs = append(attrs, slog.String("id_prefix", prefix))
