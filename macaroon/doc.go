@@ -69,7 +69,9 @@
 //
 // RequestMacaroons reads httpbakery's Macaroons header and macaroon-*
 // cookies and "Authorization: Macaroon <base64>". Macaroons travel as
-// base64 of a JSON array (EncodeSlice writes it). A macaroon that still
+// base64 of a JSON array (EncodeSlice writes it); base64 of one macaroon
+// object, in gopkg.in/macaroon.v2's JSON form or the bakery's (what
+// WriteMacaroon writes), is accepted too. A macaroon that still
 // needs discharging must be kept in the bakery's JSON form (WriteMacaroon,
 // ParseMacaroon): version 3 third-party caveats keep their encrypted
 // payload beside the macaroon, and the binary macaroon form drops it.
