@@ -88,7 +88,7 @@ func FuzzVerifyPatch(f *testing.F) {
 	f.Add(makeTar(f, file("m.ko", signedTestModule(f)), file("metadata.json", []byte(`{"version":2}`))))
 	f.Add(makeTar(f, file("m.ko.gz", gz(f, signedTestModule(f)))))
 	v := newTestVerifier(f, PolicyLivepatch, "vendor_rsa4096")
-	opts := []PatchOption{withoutExternalDecompressors(), WithMaxEntries(16), WithMaxFileSize(256 << 10), WithMaxUnpackedSize(1 << 20)}
+	opts := []Option{WithMaxEntries(16), WithMaxFileSize(256 << 10), WithMaxUnpackedSize(1 << 20)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := VerifyPatch(context.Background(), bytes.NewReader(data), sum(data), v, opts...)
 		if err != nil {

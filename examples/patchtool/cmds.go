@@ -151,7 +151,7 @@ func sign(_ context.Context, args []string) error {
 	if _, err := patchverify.ParseModuleSignature(module); err == nil {
 		return fmt.Errorf("%s is already signed", pos[0])
 	}
-	opts := []patchverify.SignOption{patchverify.SignWithHash(h)}
+	opts := []patchverify.Option{patchverify.SignWithHash(h)}
 	if *keyID {
 		opts = append(opts, patchverify.SignWithKeyID())
 	}

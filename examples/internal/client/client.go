@@ -377,7 +377,7 @@ func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Pat
 	if err != nil {
 		return nil, fmt.Errorf("patch URL: %w", err)
 	}
-	var opts []patchverify.PatchOption
+	var opts []patchverify.Option
 	if c.cfg.TLSPatchDownload {
 		if err := tlsconfig.RequireTLS(u); err != nil {
 			return nil, fmt.Errorf("refusing patch download (--tls-patch-download): %w", err)
