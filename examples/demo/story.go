@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,16 +29,16 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/contracts"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/internal/kmodtest"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/patchverify"
 	"github.com/lpsec/lpsec/tlsconfig"
 )
 
-// demoModule is a tiny unsigned ELF kernel module (modinfo(8) reads it);
-// the demo signs it as a vendor would.
-//
-//go:embed module/livepatch_demo.ko
-var demoModule []byte
+// demoModule is a tiny unsigned ELF kernel module (modinfo(8) reads it)
+// whose .modinfo names the demo kernel and the patch version, as the
+// metadata must; the demo signs it as a vendor would.
+func demoModule(version int) []byte { return kmodtest.Livepatch(kernelRelease, flavour, version) }
 
 const (
 	kernelRelease = "6.1.0-18"
@@ -155,7 +154,7 @@ func (d *demo) newClient(name, url string, tlsOnly bool) (*client.Client, error)
 }
 
 func (d *demo) signedPatch(signer *pki.Pair, version int) ([]byte, error) {
-	signed, err := patchverify.SignModule(demoModule, signer.Key, signer.Cert)
+	signed, err := patchverify.SignModule(demoModule(version), signer.Key, signer.Cert)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +164,7 @@ func (d *demo) signedPatch(signer *pki.Pair, version int) ([]byte, error) {
 func (d *demo) buildPatch(signedModule []byte, version int) ([]byte, error) {
 	var buf bytes.Buffer
 	meta := patchverify.Metadata{Kernel: kernelRelease, Flavour: flavour, Version: version, Architecture: "x86_64",
-		Module: fmt.Sprintf("livepatch_%s_%d.ko", strings.NewReplacer(".", "_", "-", "_").Replace(kernelRelease), version)}
+		Module: kmodtest.LivepatchName(kernelRelease, version) + ".ko"}
 	err := patchverify.BuildPatch(&buf, meta, signedModule)
 	return buf.Bytes(), err
 }

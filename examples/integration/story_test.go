@@ -15,6 +15,7 @@ import (
 	"github.com/lpsec/lpsec/auth"
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
+	"github.com/lpsec/lpsec/internal/kmodtest"
 	"github.com/lpsec/lpsec/internal/pgtest"
 )
 
@@ -58,11 +59,9 @@ func getFixtures(t *testing.T) *fixtures {
 			return strings.TrimSpace(string(out))
 		}
 		step("patchtool", "keygen", "--key", f.key, "--cert", f.cert)
-		raw, err := os.ReadFile(filepath.Join("testdata", "good_module_unsigned.ko"))
-		if err != nil {
-			fixErr = err.Error()
-			return
-		}
+		// A module whose .modinfo says what the package step's metadata
+		// will: name livepatch_demo, built for the test kernel.
+		raw := kmodtest.Module("license=GPL", "livepatch=Y", "name=livepatch_demo", "vermagic="+machineKernel+" SMP preempt mod_unload ")
 		f.module = filepath.Join(dir, "livepatch_demo.ko")
 		if err := os.WriteFile(f.module, raw, 0o644); err != nil {
 			fixErr = err.Error()
@@ -88,6 +87,7 @@ func getFixtures(t *testing.T) *fixtures {
 			}
 		}
 		if hash == "" {
+			var err error
 			if hash, err = auth.HashPassword(f.password, auth.HashBcrypt(10)); err != nil {
 				fixErr = err.Error()
 				return
