@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"log/slog"
-	"encoding/binary"
 	"hash/crc32"
+	"log/slog"
 	"strings"
 	"testing"
 )

@@ -12,13 +12,13 @@ import (
 type scope uint16
 
 const (
-	forVerifier scope = 1 << iota // NewVerifier
-	forPatch                      // VerifyPatch
-	forChecksum                   // VerifyChecksum
-	forDownload                   // Download
-	forSign                       // SignModule
-	forState                      // OpenFileState
-	forCatalogue                  // VerifyCatalogue
+	forVerifier  scope = 1 << iota // NewVerifier
+	forPatch                       // VerifyPatch
+	forChecksum                    // VerifyChecksum
+	forDownload                    // Download
+	forSign                        // SignModule
+	forState                       // OpenFileState
+	forCatalogue                   // VerifyCatalogue
 )
 
 // An Option configures NewVerifier, VerifyPatch, VerifyChecksum, Download,

@@ -161,7 +161,9 @@ func (s *FileState) Record(ctx context.Context, a Applied) error {
 		list = append(list, v)
 	}
 	// Sorted, so the file is stable and diffable.
-	slices.SortFunc(list, func(x, y Applied) int { return strings.Compare(stateKey(x.Kernel, x.Module), stateKey(y.Kernel, y.Module)) })
+	slices.SortFunc(list, func(x, y Applied) int {
+		return strings.Compare(stateKey(x.Kernel, x.Module), stateKey(y.Kernel, y.Module))
+	})
 	patches, err := json.Marshal(list)
 	if err != nil {
 		return err
@@ -218,4 +220,3 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return nil
 }
-

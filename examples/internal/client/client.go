@@ -59,8 +59,8 @@ type Config struct {
 
 // State is what the client keeps in --state-dir/state.json (0600).
 type State struct {
-	Server       string    `json:"server"`
-	CACerts      string    `json:"ca_certs,omitempty"` // --ca-certs given to enable, absolute
+	Server  string `json:"server"`
+	CACerts string `json:"ca_certs,omitempty"` // --ca-certs given to enable, absolute
 
 	Machine      string    `json:"machine"`
 	Tier         string    `json:"tier"`
