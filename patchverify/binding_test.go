@@ -367,13 +367,19 @@ func TestOptionMisuse(t *testing.T) {
 		{"policy_to_verifypatch", verify(WithPolicy(PolicyKernel)), "WithPolicy does not apply to VerifyPatch"},
 		{"entries_to_verifier", newV(WithMaxEntries(3)), "WithMaxEntries does not apply to NewVerifier"},
 		{"hash_to_verifier", newV(SignWithHash(0)), "SignWithHash does not apply to NewVerifier"},
-		{"entries_to_checksum", func() error { _, err := VerifyChecksum(ctx, bytes.NewReader(data), sum(data), WithMaxEntries(3)); return err }(), "WithMaxEntries does not apply to VerifyChecksum"},
+		{"entries_to_checksum", func() error {
+			_, err := VerifyChecksum(ctx, bytes.NewReader(data), sum(data), WithMaxEntries(3))
+			return err
+		}(), "WithMaxEntries does not apply to VerifyChecksum"},
 		{"tempdir_empty", func() error { _, err := Download(ctx, nil, "https://x/", sum(data), WithTempDir("")); return err }(), "WithTempDir: empty directory"},
 		{"sign_hash_zero", func() error {
 			_, err := SignModule(testModule(t), loadKey(t, "vendor_rsa4096"), certs[0], SignWithHash(0))
 			return err
 		}(), "SignWithHash: zero hash"},
-		{"state_size_zero", func() error { _, err := OpenFileState(filepath.Join(t.TempDir(), "s"), WithMaxStateSize(0)); return err }(), "WithMaxStateSize"},
+		{"state_size_zero", func() error {
+			_, err := OpenFileState(filepath.Join(t.TempDir(), "s"), WithMaxStateSize(0))
+			return err
+		}(), "WithMaxStateSize"},
 		{"patch_option_to_state", func() error { _, err := OpenFileState(filepath.Join(t.TempDir(), "s"), WithMaxEntries(1)); return err }(), "WithMaxEntries does not apply to OpenFileState"},
 	}
 	for _, tt := range tests {
