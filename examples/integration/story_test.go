@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -213,6 +215,31 @@ func runStory(t *testing.T, db string) {
 	if up.Filename != filepath.Base(f.tarball) {
 		t.Errorf("server named the patch %q, want %q", up.Filename, filepath.Base(f.tarball))
 	}
+	// One rule for server and client: a tarball every client would fail to
+	// extract (the module good.ko.gz lands on good.ko, a file sits under
+	// good.ko/) is refused at upload, and nothing is listed.
+	var listBefore, listAfter json.RawMessage
+	if err := admin.Do(ctx, http.MethodGet, "/v1/admin/patches", nil, nil, &listBefore); err != nil {
+		t.Fatal(err)
+	}
+	signedMod, err := os.ReadFile(f.module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gzMod bytes.Buffer
+	zw := gzip.NewWriter(&gzMod)
+	zw.Write(signedMod)
+	zw.Close()
+	ambiguous := tarGz(t, tarEntry{"metadata.json", []byte(`{"kernel":"` + kernel + `","flavour":"` + flavour + `","version":7,"module":"livepatch_demo.ko"}`)},
+		tarEntry{"livepatch_demo.ko.gz", gzMod.Bytes()}, tarEntry{"livepatch_demo.ko/zz", []byte("x")})
+	var se *client.ServerError
+	if _, err := admin.Upload(ctx, ambiguous); !asServerError(err, &se) || se.Status != http.StatusUnprocessableEntity || !strings.Contains(se.Message, `"livepatch_demo.ko/zz" and the module "livepatch_demo.ko.gz" extract to the same path`) {
+		t.Fatalf("ambiguous upload: %v", err)
+	}
+	if err := admin.Do(ctx, http.MethodGet, "/v1/admin/patches", nil, nil, &listAfter); err != nil || !bytes.Equal(listAfter, listBefore) {
+		t.Fatalf("listing changed after a refused upload: %v\n%s\n%s", err, listBefore, listAfter)
+	}
+
 	out = mustRun(t, nil, "client", d.clientArgs("refresh", "client-1", d.a.URL, "--signing-cert", f.cert, "--tls-patch-download")...)
 	if !strings.Contains(out, "verified "+up.Filename) {
 		t.Fatalf("refresh: %q", out)
