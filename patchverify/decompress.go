@@ -175,3 +175,27 @@ func decompressModule(ctx context.Context, name string, data []byte, cfg *settin
 	}
 	return out, nil
 }
+
+// DecompressModule undoes a module's gzip, xz or zstd compression,
+// recognised by content, in process and bounded by WithMaxFileSize (default
+// DefaultMaxFileSize); data that is none of these is returned unchanged. It
+// is the step VerifyPatch applies to a .ko.gz, .ko.xz or .ko.zst, for tools
+// that read a module file. Errors are ErrUnsafeArchive or ErrTooLarge.
+func DecompressModule(ctx context.Context, data []byte, opts ...Option) ([]byte, error) {
+	cfg, err := build("DecompressModule", forDecompress, opts)
+	if err != nil {
+		return nil, err
+	}
+	name := "module"
+	switch sniff(data) {
+	case compGzip:
+		name += ".ko.gz"
+	case compXZ:
+		name += ".ko.xz"
+	case compZstd:
+		name += ".ko.zst"
+	default:
+		return data, nil
+	}
+	return decompressModule(ctx, name, data, cfg)
+}

@@ -12,13 +12,14 @@ import (
 type scope uint16
 
 const (
-	forVerifier  scope = 1 << iota // NewVerifier
-	forPatch                       // VerifyPatch
-	forChecksum                    // VerifyChecksum
-	forDownload                    // Download
-	forSign                        // SignModule
-	forState                       // OpenFileState
-	forCatalogue                   // VerifyCatalogue
+	forVerifier   scope = 1 << iota // NewVerifier
+	forPatch                        // VerifyPatch
+	forChecksum                     // VerifyChecksum
+	forDownload                     // Download
+	forSign                         // SignModule
+	forState                        // OpenFileState
+	forCatalogue                    // VerifyCatalogue
+	forDecompress                   // DecompressModule
 )
 
 // An Option configures NewVerifier, VerifyPatch, VerifyChecksum, Download,
@@ -177,9 +178,10 @@ func WithMaxEntries(n int) Option {
 }
 
 // WithMaxFileSize bounds each file in the tarball, and the module after
-// decompression (default DefaultMaxFileSize). Applies to VerifyPatch.
+// decompression (default DefaultMaxFileSize). Applies to VerifyPatch and
+// DecompressModule.
 func WithMaxFileSize(n int64) Option {
-	return Option{"WithMaxFileSize", forPatch, func(s *settings) error {
+	return Option{"WithMaxFileSize", forPatch | forDecompress, func(s *settings) error {
 		s.maxFileSize = n
 		return positive(n)
 	}}
