@@ -54,4 +54,15 @@ var (
 	// ErrCorruptState: the applied-state file cannot be trusted (unreadable,
 	// truncated, checksum mismatch, too large). It is never silently reset.
 	ErrCorruptState = errors.New("patchverify: applied-state file is corrupt")
+	// ErrMalformedCatalogue: a signed catalogue's content is not a catalogue
+	// or breaks its rules (strict JSON, positive versions, expiry, sizes).
+	ErrMalformedCatalogue = errors.New("patchverify: malformed patch catalogue")
+	// ErrCatalogueExpired: the catalogue's expiry has passed: the server or
+	// mirror may be replaying an old one (a freeze).
+	ErrCatalogueExpired = errors.New("patchverify: patch catalogue expired")
+	// ErrCatalogueRollback: the catalogue is older than one already seen.
+	ErrCatalogueRollback = errors.New("patchverify: patch catalogue older than one already seen")
+	// ErrNotInCatalogue: the patch is not listed in the catalogue, or listed
+	// for another kernel or version.
+	ErrNotInCatalogue = errors.New("patchverify: patch not listed in the catalogue")
 )

@@ -58,6 +58,11 @@ type settings struct {
 
 	// OpenFileState
 	maxStateSize int64
+
+	// VerifyCatalogue, and VerifyPatch's WithCatalogue
+	now                 func() time.Time
+	minCatalogueVersion int64
+	catalogue           *Catalogue
 }
 
 // Defaults sized for live patches, which are a few MiB: generous for real
@@ -91,6 +96,7 @@ func build(fn string, sc scope, opts []Option) (*settings, error) {
 		maxUnpacked:  DefaultMaxUnpacked,
 		hash:         crypto.SHA512,
 		maxStateSize: DefaultMaxStateSize,
+		now:          time.Now,
 	}
 	for _, o := range opts {
 		if o.apply == nil {
@@ -297,5 +303,40 @@ func WithMaxStateSize(n int64) Option {
 	return Option{"WithMaxStateSize", forState, func(s *settings) error {
 		s.maxStateSize = n
 		return positive(n)
+	}}
+}
+
+// WithClock replaces time.Now for a catalogue's expiry; tests use it.
+// Applies to VerifyCatalogue.
+func WithClock(now func() time.Time) Option {
+	return Option{"WithClock", forCatalogue, func(s *settings) error {
+		if now == nil {
+			return errors.New("nil clock")
+		}
+		s.now = now
+		return nil
+	}}
+}
+
+// WithMinCatalogueVersion makes VerifyCatalogue refuse, with
+// ErrCatalogueRollback, a catalogue older than version n: give the version
+// last accepted. Applies to VerifyCatalogue.
+func WithMinCatalogueVersion(n int64) Option {
+	return Option{"WithMinCatalogueVersion", forCatalogue, func(s *settings) error {
+		s.minCatalogueVersion = n
+		return positive(n)
+	}}
+}
+
+// WithCatalogue makes VerifyPatch refuse, with ErrNotInCatalogue, a patch
+// that c (from VerifyCatalogue) does not list with the same SHA-256, kernel
+// release and version. The patch must have metadata. Applies to VerifyPatch.
+func WithCatalogue(c *Catalogue) Option {
+	return Option{"WithCatalogue", forPatch, func(s *settings) error {
+		if c == nil {
+			return errors.New("nil catalogue")
+		}
+		s.catalogue = c
+		return nil
 	}}
 }

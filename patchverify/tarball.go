@@ -176,7 +176,7 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 		}
 		p.Metadata = &m
 	}
-	if p.Metadata != nil || cfg.requireLivepatch || cfg.kernelRelease != "" || cfg.state != nil {
+	if p.Metadata != nil || cfg.requireLivepatch || cfg.kernelRelease != "" || cfg.state != nil || cfg.catalogue != nil {
 		// What the signature covers, not what follows it.
 		if p.Info, err = ReadModuleInfo(signer.Signature.Content); err != nil {
 			return nil, err
@@ -192,6 +192,11 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 	}
 	if cfg.kernelRelease != "" && p.Info.Release() != cfg.kernelRelease {
 		return nil, fmt.Errorf("%w: patch is for %q, this kernel is %q", ErrWrongKernel, p.Info.Release(), cfg.kernelRelease)
+	}
+	if cfg.catalogue != nil {
+		if err := cfg.catalogue.checkListed(p); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.state != nil {
 		if err := p.checkNewer(ctx); err != nil {

@@ -221,6 +221,10 @@ func reason(err error) string {
 		{ErrWrongKernel, "wrong_kernel"},
 		{ErrRollback, "rollback"},
 		{ErrCorruptState, "corrupt_state"},
+		{ErrMalformedCatalogue, "malformed_catalogue"},
+		{ErrCatalogueExpired, "catalogue_expired"},
+		{ErrCatalogueRollback, "catalogue_rollback"},
+		{ErrNotInCatalogue, "not_in_catalogue"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.name
