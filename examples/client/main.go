@@ -170,6 +170,7 @@ func refresh(ctx context.Context, args []string) error {
 	c.flags(fs)
 	fs.Var(&c.signingCerts, "signing-cert", "pinned certificate `file` (PEM) patches must be signed by; repeatable")
 	fs.BoolVar(&c.cfg.AllowRollback, "allow-rollback", false, "accept a patch not newer than the applied one (logged as a security event)")
+	fs.BoolVar(&c.cfg.RequireCatalogue, "require-catalogue", false, "install only patches listed in the publisher's signed catalogue, refusing an expired or older one")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

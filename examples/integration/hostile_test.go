@@ -39,6 +39,7 @@ type hostileServer struct {
 	trickle  bool   // send patch bodies one byte every 50 ms
 	errCode  string // answer the listing with 403 and this code
 	errMsg   string
+	cat      []byte       // signed catalogue served at /v1/catalogue
 	gets     atomic.Int64 // patch downloads started
 	trickled atomic.Int64 // bytes sent while trickling
 }
@@ -58,6 +59,11 @@ func newHostileServer(t *testing.T) *hostileServer {
 			return
 		}
 		json.NewEncoder(w).Encode(api.PatchList{Patches: h.patches})
+	})
+	mux.HandleFunc("GET /v1/catalogue", func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		w.Write(h.cat)
 	})
 	mux.HandleFunc("GET /p/{name}", func(w http.ResponseWriter, r *http.Request) {
 		h.gets.Add(1)
@@ -279,6 +285,55 @@ func TestClientAgainstHostileServer(t *testing.T) {
 			t.Error("the server sent nothing: the deadline was not what stopped the client")
 		}
 		unchanged(t)
+	})
+	t.Run("catalogue", func(t *testing.T) {
+		other, err := pki.NewCodeSigning("not the vendor", 3072, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v4, v5 := lp(4), lp(5)
+		entry := func(data []byte, version int) patchverify.CatalogueEntry {
+			s := sha256.Sum256(data)
+			return patchverify.CatalogueEntry{Filename: "p", SHA256: hex.EncodeToString(s[:]), Kernel: machineKernel, Version: version}
+		}
+		serve := func(signer *pki.Pair, version int64, expires time.Time, entries ...patchverify.CatalogueEntry) {
+			b, err := patchverify.SignCatalogue(patchverify.Catalogue{Version: version, Expires: expires, Patches: entries}, signer.Key, signer.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.mu.Lock()
+			h.cat = b
+			h.mu.Unlock()
+		}
+		later := time.Now().Add(time.Hour)
+		h.offer(v4)
+		serve(vendor, 5, later, entry(v4, 4))
+		if r := refresh("--require-catalogue"); r.code != 0 || !strings.Contains(r.stdout, "version 4") {
+			t.Fatalf("listed patch: exit %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		applied, _ = os.ReadFile(filepath.Join(state, "applied.json"))
+		before = placed()
+		h.offer(v5)
+		for _, tc := range []struct {
+			name string
+			set  func()
+			why  string
+		}{
+			{"older_than_seen", func() { serve(vendor, 4, later, entry(v5, 5)) }, "patch catalogue older than one already seen: version 4, version 5 was seen"},
+			{"expired", func() { serve(vendor, 6, time.Now().Add(-time.Minute), entry(v5, 5)) }, "patch catalogue expired: version 6"},
+			{"wrong_signer", func() { serve(other, 7, later, entry(v5, 5)) }, "signer is not a pinned certificate"},
+			{"unlisted", func() { serve(vendor, 8, later, entry(v4, 4)) }, "patch not listed in the catalogue"},
+			{"listed_for_other_version", func() { serve(vendor, 9, later, entry(v5, 6)) }, "catalogue version 9 lists"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.set()
+				r := refresh("--require-catalogue")
+				if r.code != 1 || !strings.Contains(r.stderr, tc.why) {
+					t.Fatalf("exit %d, %q", r.code, r.stderr)
+				}
+				unchanged(t)
+			})
+		}
 	})
 	t.Run("override_rollback", func(t *testing.T) {
 		h.offer(v1)

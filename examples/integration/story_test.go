@@ -17,8 +17,10 @@ import (
 	"github.com/lpsec/lpsec/auth"
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
+	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/internal/kmodtest"
 	"github.com/lpsec/lpsec/internal/pgtest"
+	"github.com/lpsec/lpsec/patchverify"
 )
 
 const (
@@ -256,6 +258,40 @@ func runStory(t *testing.T, db string) {
 	if got, err := os.ReadFile(placed); err != nil || string(got) != string(want) {
 		t.Fatalf("placed module %q differs from the signed module (%v)", placed, err)
 	}
+	// The publisher's signed catalogue: stored by the server as uploaded,
+	// never replaced by an older one, required by the client.
+	signKey, err := pki.ReadKey(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signCerts, err := pki.ReadCerts(f.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogue := func(version int64) []byte {
+		b, err := patchverify.SignCatalogue(patchverify.Catalogue{Version: version, Expires: time.Now().Add(time.Hour),
+			Patches: []patchverify.CatalogueEntry{{Filename: up.Filename, SHA256: up.SHA256, Kernel: machineKernel, Version: 1}}}, signKey, signCerts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cat1, cat2 := catalogue(1), catalogue(2)
+	var catResp map[string]any
+	if err := admin.Do(ctx, http.MethodPost, "/v1/admin/catalogue", nil, cat2, &catResp); err != nil || catResp["version"] != float64(2) {
+		t.Fatalf("catalogue upload: %v %v", catResp, err)
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/v1/admin/catalogue", nil, cat1, nil); !asServerError(err, &se) || se.Status != http.StatusUnprocessableEntity || !strings.Contains(se.Message, "older than one already seen") {
+		t.Fatalf("older catalogue upload: %v", err)
+	}
+	if got, err := admin.Get(ctx, "/v1/catalogue"); err != nil || !bytes.Equal(got, cat2) {
+		t.Fatalf("served catalogue differs from the uploaded one: %v", err)
+	}
+	out = mustRun(t, nil, "client", d.clientArgs("refresh", "client-1", d.a.URL, "--signing-cert", f.cert, "--require-catalogue")...)
+	if !strings.Contains(out, "up to date") {
+		t.Fatalf("refresh --require-catalogue: %q", out)
+	}
+
 	// A client pinning another certificate refuses the same patch.
 	other := filepath.Join(d.dir, "other-cert.pem")
 	mustRun(t, nil, "patchtool", "keygen", "--bits", "3072", "--key", filepath.Join(d.dir, "other-key.pem"), "--cert", other)
@@ -301,6 +337,11 @@ func runStory(t *testing.T, db string) {
 	}
 	if _, err := dadmin.Get(ctx, "/v1/patches/"+up.Filename); err != nil {
 		t.Fatalf("downstream does not serve the synced patch: %v", err)
+	}
+	// The catalogue is relayed byte for byte: clients check the publisher's
+	// signature, not the relay's.
+	if got, err := dadmin.Get(ctx, "/v1/catalogue"); err != nil || !bytes.Equal(got, cat2) {
+		t.Fatalf("downstream catalogue differs from upstream's: %v", err)
 	}
 	if err := admin.Revoke(ctx, "sync-tokens", sync.ID); err != nil {
 		t.Fatal(err)

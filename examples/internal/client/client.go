@@ -55,6 +55,10 @@ type Config struct {
 	// AllowRollback installs a patch whose version is not newer than the
 	// applied one (an operator's override, logged as a security event).
 	AllowRollback bool
+	// RequireCatalogue makes refresh fetch the publisher's signed catalogue
+	// from the server, refuse it when expired or older than the last one
+	// seen, and install only a patch it lists.
+	RequireCatalogue bool
 }
 
 // State is what the client keeps in --state-dir/state.json (0600).
@@ -67,7 +71,10 @@ type State struct {
 	MachineToken string    `json:"machine_token"`
 	Registered   time.Time `json:"registered"`
 	LastCheck    time.Time `json:"last_check,omitzero"`
-	Patch        *Placed   `json:"patch,omitempty"`
+	// CatalogueVersion is the version of the last signed catalogue
+	// accepted: an older one is refused.
+	CatalogueVersion int64   `json:"catalogue_version,omitempty"`
+	Patch            *Placed `json:"patch,omitempty"`
 }
 
 // Placed is a verified patch placed in the state directory.
@@ -368,6 +375,13 @@ func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
 		return nil, err
 	}
 	st.LastCheck = time.Now().UTC()
+	var cat *patchverify.Catalogue
+	if c.cfg.RequireCatalogue {
+		if cat, err = c.catalogue(ctx, v, st); err != nil {
+			return nil, err
+		}
+		st.CatalogueVersion = cat.Version
+	}
 	if len(list) == 0 {
 		return nil, c.saveState(st)
 	}
@@ -375,6 +389,11 @@ func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
 	for _, p := range list[1:] {
 		if versionLess(best.Version, p.Version) {
 			best = p
+		}
+	}
+	if cat != nil {
+		if _, ok := cat.Lookup(best.SHA256); !ok {
+			return nil, fmt.Errorf("%s: %w: %s is not in catalogue version %d", Safe(best.Filename), patchverify.ErrNotInCatalogue, best.SHA256, cat.Version)
 		}
 	}
 	if st.Patch != nil && strings.EqualFold(st.Patch.SHA256, best.SHA256) {
@@ -390,7 +409,7 @@ func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
 			return &p, c.saveState(st)
 		}
 	}
-	placed, err := c.Install(ctx, v, best)
+	placed, err := c.install(ctx, v, best, cat)
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +432,10 @@ func versionLess(a, b string) bool {
 // (state-dir/applied.json). Only then is anything written, and the applied
 // state is recorded last.
 func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Patch) (*Placed, error) {
+	return c.install(ctx, v, p, nil)
+}
+
+func (c *Client) install(ctx context.Context, v *patchverify.Verifier, p api.Patch, cat *patchverify.Catalogue) (*Placed, error) {
 	name := Safe(p.Filename)
 	u, err := url.Parse(p.URL)
 	if err != nil {
@@ -448,6 +471,9 @@ func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Pat
 	opts := []patchverify.Option{patchverify.WithKernelRelease(kernel), patchverify.WithAppliedState(applied)}
 	if c.cfg.AllowRollback {
 		opts = append(opts, patchverify.WithAllowRollback())
+	}
+	if cat != nil {
+		opts = append(opts, patchverify.WithCatalogue(cat))
 	}
 	patch, err := patchverify.VerifyPatch(ctx, f, p.SHA256, v, opts...)
 	if err != nil {
@@ -535,4 +561,39 @@ func readBounded(name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
 	}
 	return data, nil
+}
+
+// catalogue fetches the server's copy of the publisher's signed catalogue
+// and verifies it: pinned signer, not expired, not older than the last one
+// this client accepted.
+func (c *Client) catalogue(ctx context.Context, v *patchverify.Verifier, st *State) (*patchverify.Catalogue, error) {
+	base, err := c.serverURL(st)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("/v1/catalogue").String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.api.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, patchverify.MaxCatalogueSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("signed catalogue (--require-catalogue): %w", decodeError(resp.StatusCode, data))
+	}
+	var opts []patchverify.Option
+	if st.CatalogueVersion > 0 {
+		opts = append(opts, patchverify.WithMinCatalogueVersion(st.CatalogueVersion))
+	}
+	cat, err := patchverify.VerifyCatalogue(data, v, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("signed catalogue: %w", err)
+	}
+	return cat, nil
 }
