@@ -23,7 +23,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/ident"
-	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 	"github.com/lpsec/lpsec/report"
 )
 
@@ -88,7 +88,7 @@ func isTerminal(f *os.File) bool {
 }
 
 func (c *common) client() (*client.Client, error) {
-	log, err := server.NewLogger(os.Stderr, c.logLevel)
+	log, err := logx.NewLogger(os.Stderr, c.logLevel)
 	if err != nil {
 		return nil, cli.Usagef("--log-level: %v", err)
 	}
