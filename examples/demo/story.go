@@ -343,7 +343,13 @@ func (d *demo) story(ctx context.Context) {
 		if err := os.WriteFile(file, bad, 0o600); err != nil {
 			return err
 		}
-		_, err = c1.Refresh(ctx)
+		// A machine that has not placed this patch yet (client 1 would not
+		// download the same SHA-256 again).
+		cm, err := d.cloneClient(c1, "client-1", d.a.URL, true)
+		if err != nil {
+			return err
+		}
+		_, err = cm.Refresh(ctx)
 		return err
 	}, patchverify.ErrChecksumMismatch, nil)
 
@@ -374,6 +380,25 @@ func (d *demo) story(ctx context.Context) {
 		_, err = cm.Refresh(ctx)
 		return err
 	}, patchverify.ErrBadSignature, nil)
+	st.refused("a validly signed patch for another kernel is refused (.modinfo)", func() error {
+		signed, err := patchverify.SignModule(kmodtest.Livepatch("5.4.0", "generic", 99), d.vendor.Key, d.vendor.Cert)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		meta := patchverify.Metadata{Kernel: "5.4.0", Flavour: "generic", Version: 99, Architecture: "x86_64", Module: kmodtest.LivepatchName("5.4.0", 99) + ".ko"}
+		if err := patchverify.BuildPatch(&buf, meta, signed); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		fake.serve(buf.Bytes(), api.Patch{Filename: "livepatch-5.4.0-generic-99-x86_64.tar.gz", SHA256: hex.EncodeToString(sum[:]), URL: fake.url + "/evil/other-kernel.tar.gz", Version: "99", Kernel: machineKernel})
+		cm, err := d.cloneClient(c1, "client-1", fake.url, true)
+		if err != nil {
+			return err
+		}
+		_, err = cm.Refresh(ctx)
+		return err
+	}, patchverify.ErrWrongKernel, nil)
 	st.refused("an http:// patch URL is refused under --tls-patch-download", func() error {
 		fake.serve(good, api.Patch{Filename: uploaded.Filename, SHA256: uploaded.SHA256, URL: fake.plainURL + "/plain/" + uploaded.Filename, Version: "1", Kernel: machineKernel})
 		cm, err := d.cloneClient(c1, "client-1", fake.url, true)
@@ -573,6 +598,7 @@ func (d *demo) cloneClient(_ *client.Client, name, url string, tlsOnly bool) (*c
 		return nil, err
 	}
 	s.Server = url
+	s.Patch = nil // a new machine: nothing placed, so every refresh downloads
 	dst := name + "-mirror"
 	if err := os.MkdirAll(d.path(dst), 0o700); err != nil {
 		return nil, err
