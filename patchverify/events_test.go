@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -73,6 +74,7 @@ func TestDecoders(t *testing.T) {
 		{"tar_xz_trailing_garbage", append(pipeProgram(t, "xz", "xz-utils", makeTar(t, file("m.ko", mod))), "garbage"...), ErrUnsafeArchive, "xz: no stream footer"},
 		{"xz_dictionary_4g", makeTar(t, file("m.ko.xz", xzDict(t, pipeProgram(t, "xz", "xz-utils", mod), 40))), ErrUnsafeArchive, "LZMA2 dictionary of 4294967295 bytes"},
 		{"xz_dictionary_128m", makeTar(t, file("m.ko.xz", xzDict(t, pipeProgram(t, "xz", "xz-utils", mod), 30))), ErrUnsafeArchive, "LZMA2 dictionary of 134217728 bytes"},
+		{"xz_many_64m_blocks", makeTar(t, file("m.ko.xz", pipeProgram(t, "xz", "xz-utils", noise(64<<10), "-9", "--block-size=4096"))), ErrUnsafeArchive, "dictionaries add up to more than 134217728 bytes"},
 		{"xz_bcj_filter", makeTar(t, file("m.ko.xz", pipeProgram(t, "xz", "xz-utils", mod, "--x86", "--lzma2"))), ErrUnsafeArchive, "filter chain other than LZMA2 alone"},
 		{"zstd_window_1g", makeTar(t, file("m.ko.zst", pipeProgram(t, "zstd", "zstd", make([]byte, 1<<20), "--long=30", "--ultra", "-22"))), ErrUnsafeArchive, "m.ko.zst"},
 	} {
@@ -83,6 +85,14 @@ func TestDecoders(t *testing.T) {
 			}
 		})
 	}
+	t.Run("xz_small_blocks", func(t *testing.T) {
+		// Many blocks with small dictionaries are what xz -T writes.
+		data := makeTar(t, file("livepatch_6_1_0_18_3.ko.xz", pipeProgram(t, "xz", "xz-utils", mod, "-0", "--block-size=512")), file("metadata.json", testMetaJSON))
+		p, err := VerifyPatch(ctx, bytes.NewReader(data), sum(data), v)
+		if err != nil || !bytes.Equal(p.Module, mod) {
+			t.Fatalf("VerifyPatch = %v", err)
+		}
+	})
 	t.Run("no_programs_needed", func(t *testing.T) {
 		xzData := pipeProgram(t, "xz", "xz-utils", makeTar(t, file("livepatch_6_1_0_18_3.ko.zst", pipeProgram(t, "zstd", "zstd", mod)), file("metadata.json", testMetaJSON)))
 		t.Setenv("PATH", t.TempDir())
@@ -107,5 +117,15 @@ func xzDict(t *testing.T, b []byte, bits byte) []byte {
 	}
 	hdr[i+2] = bits
 	binary.LittleEndian.PutUint32(hdr[len(hdr)-4:], crc32.ChecksumIEEE(hdr[:len(hdr)-4]))
+	return b
+}
+
+// noise is n deterministic bytes that do not compress.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
 	return b
 }
