@@ -281,6 +281,9 @@ func TestClientAgainstHostileServer(t *testing.T) {
 		if took > 15*time.Second {
 			t.Errorf("client took %v against a 3s deadline", took)
 		}
+		if strings.Contains(r.stdout, "\r") || strings.Contains(r.stdout, "ETA") {
+			t.Errorf("progress shown on a stdout that is not a terminal: %q", r.stdout)
+		}
 		if h.trickled.Load() == 0 {
 			t.Error("the server sent nothing: the deadline was not what stopped the client")
 		}
