@@ -239,9 +239,19 @@ func TestClientAgainstHostileServer(t *testing.T) {
 	})
 	t.Run("other_kernel", func(t *testing.T) {
 		h.offer(signedPatch(t, vendor, patchverify.Metadata{Kernel: "5.4.0", Version: 99, Module: "lp.ko"},
-			kmodtest.Module("name=lp", "vermagic=5.4.0 SMP mod_unload ")))
+			kmodtest.Module("livepatch=Y", "name=lp", "vermagic=5.4.0 SMP mod_unload ")))
 		r := refresh()
 		if r.code != 1 || !strings.Contains(r.stderr, `patch is for another kernel: patch is for "5.4.0", this kernel is "`+machineKernel+`"`) {
+			t.Fatalf("exit %d, %q", r.code, r.stderr)
+		}
+		unchanged(t)
+	})
+	t.Run("not_a_live_patch", func(t *testing.T) {
+		// Validly signed, for this kernel, newer: but an ordinary module.
+		h.offer(signedPatch(t, vendor, patchverify.Metadata{Kernel: kernel, Flavour: flavour, Version: 9, Module: "lp.ko"},
+			kmodtest.Module("name=lp", "vermagic="+machineKernel+" SMP mod_unload ")))
+		r := refresh()
+		if r.code != 1 || !strings.Contains(r.stderr, "module is not a live patch: lp has no livepatch=Y") {
 			t.Fatalf("exit %d, %q", r.code, r.stderr)
 		}
 		unchanged(t)

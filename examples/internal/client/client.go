@@ -427,8 +427,9 @@ func versionLess(a, b string) bool {
 // Install downloads one listed patch and verifies it: the URL must be
 // https under --tls-patch-download (refused before any connection), the
 // SHA-256 must match, the module signature must verify against the pinned
-// certificates, the metadata must agree with the signed module, the patch
-// must be for this kernel and newer than the applied one
+// certificates, the metadata must agree with the signed module, the module
+// must say livepatch=Y, the patch must be for this kernel and newer than
+// the applied one
 // (state-dir/applied.json). Only then is anything written, and the applied
 // state is recorded last.
 func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Patch) (*Placed, error) {
@@ -468,7 +469,8 @@ func (c *Client) install(ctx context.Context, v *patchverify.Verifier, p api.Pat
 		return nil, fmt.Errorf("downloading %s: %w", name, err)
 	}
 	defer f.Close()
-	opts := []patchverify.Option{patchverify.WithKernelRelease(kernel), patchverify.WithAppliedState(applied)}
+	// A live-patch client installs live patches only (livepatch=Y).
+	opts := []patchverify.Option{patchverify.WithRequireLivepatch(), patchverify.WithKernelRelease(kernel), patchverify.WithAppliedState(applied)}
 	if c.cfg.AllowRollback {
 		opts = append(opts, patchverify.WithAllowRollback())
 	}
