@@ -552,4 +552,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
