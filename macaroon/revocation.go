@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
 
 	"github.com/lpsec/lpsec/macaroon/internal/core"
@@ -69,6 +70,11 @@ type RevocationStore = core.RevocationStore
 // issue time (minted before lpsec wrote one) counts as issued at the zero
 // time, so every User and All revocation matches it.
 type Revocation = core.Revocation
+
+// RevocationID returns the id under which RevokeID revokes m: the Grant.ID
+// its verification gives. A server may show it at login (it is not
+// secret) so that an admin can end that one session later.
+func RevocationID(m *bakery.Macaroon) string { return macaroonID(m.M().Id()) }
 
 // macaroonID is the revocation id of a primary macaroon: the id is unique
 // per minting (it holds a random nonce) and shared by every attenuation.

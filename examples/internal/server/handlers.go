@@ -39,6 +39,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/admin/patches", s.mac.require(api.OpPatchesList, s.listAllPatches))
 	mux.Handle("POST /v1/admin/sync", s.mac.require(api.OpSyncRun, s.runSync))
 	mux.Handle("GET /v1/admin/reports", s.mac.require(api.OpReportsList, s.listReports))
+	mux.Handle("POST /v1/admin/logout", s.mac.require(api.OpLogout, s.mac.logout))
+	mux.Handle("POST /v1/admin/revocations", s.mac.require(api.OpSessionsRevoke, s.mac.revokeSessions))
 
 	// Clients.
 	mux.HandleFunc("PUT /v1/client/{machine}", s.register)
@@ -73,6 +75,12 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	user := s.admin.user(r.Context())
 	if user == "" {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+		return
+	}
+	// A file edited since the last admin request is re-read first, so a
+	// removed user's cached password cannot mint a new macaroon.
+	if err := s.admin.users.check(r.Context(), user); err != nil {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
 		return
 	}

@@ -180,7 +180,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		s.ln.Close()
 		return nil, cli.Usagef("--public-url must be an https URL, got %q", o.PublicURL)
 	}
-	if s.mac, err = newMacaroons(ctx, o, s.db, log); err != nil {
+	if s.mac, err = newMacaroons(ctx, o, s.db, s.admin.users.check, log); err != nil {
 		s.ln.Close()
 		return nil, err
 	}
@@ -274,6 +274,13 @@ func (s *Server) Close(ctx context.Context) error {
 		err = s.serveErr
 	}
 	return err
+}
+
+// ReloadAdminUsers re-reads --admin-users-file (SIGHUP): removed users are
+// refused at their next request, their macaroons included. On an error
+// the current users stay.
+func (s *Server) ReloadAdminUsers(ctx context.Context) error {
+	return s.admin.users.reload(ctx)
 }
 
 // Done is closed when the server stops serving.
