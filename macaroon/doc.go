@@ -1,8 +1,8 @@
 // Package macaroon mints and verifies the macaroons of a live-patch
-// service: login macaroons that authenticate an admin for up to 240 hours (8 by
-// default) unless logged out or revoked,
-// and resource macaroons that a client machine may only use together with a
-// discharge from an external entitlement ("contracts") service.
+// service: login macaroons that authenticate an admin for up to 240 hours
+// (8 by default) unless logged out or revoked, and resource macaroons that a
+// client machine may only use together with a discharge from an external
+// entitlement ("contracts") service.
 //
 // Most servers want NewService, then Service.MintLogin after a successful
 // Basic Auth login and Service.VerifyRequest on every later request, with
