@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -256,3 +257,70 @@ func runSessions(t *testing.T, db string) {
 }
 
 func base64RawURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// SIGHUP re-reads --admin-users-file even when the edit left its size and
+// modification time as they were (so only the signal can have done it):
+// the removed user's macaroon is refused at the next request.
+func TestSessionsSIGHUP(t *testing.T) {
+	t.Parallel()
+	f := getFixtures(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	bobHash, err := auth.HashPassword("bob-password", auth.HashBcrypt(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eveHash, err := auth.HashPassword("eve-password", auth.HashBcrypt(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	usersFile := filepath.Join(dir, "admins.htpasswd")
+	if err := os.WriteFile(usersFile, []byte(f.userSpec+"\nbob:"+bobHash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, []string{"LPSEC_ADMIN_USERS_FILE=" + usersFile}, "server", serverArgs(f, filepath.Join(dir, "server"))...)
+	a, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := a.Login(ctx, "bob", "bob-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := srv.URL + "/v1/admin/auth-tokens"
+	if code, _ := call(t, a.HTTP(), "GET", list, bob.Header, ""); code != 200 {
+		t.Fatalf("bob before: %d", code)
+	}
+	// bob -> eve: same length, same modification time.
+	if err := os.WriteFile(usersFile, []byte(f.userSpec+"\neve:"+eveHash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(usersFile, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(usersFile); st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime()) {
+		t.Fatalf("could not keep size and mtime: %v %v", st2.Size(), st2.ModTime())
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The server logs the reload; wait for that event, not for a time.
+	for !strings.Contains(srv.stderr.String(), `"event":"admin_users_reloaded"`) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no admin_users_reloaded event after SIGHUP\n%s", srv.stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if code, errCode := call(t, a.HTTP(), "GET", list, bob.Header, ""); code != 403 || errCode != "user_refused" {
+		t.Fatalf("removed bob after SIGHUP: %d %q, want 403 user_refused", code, errCode)
+	}
+	if _, err := a.Login(ctx, "eve", "eve-password"); err != nil {
+		t.Fatalf("added eve after SIGHUP: %v", err)
+	}
+}
