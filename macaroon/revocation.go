@@ -206,9 +206,18 @@ func (s *Service) revoke(ctx context.Context, r Revocation, scope string, attrs 
 	return nil
 }
 
-// checkSession applies WithRevocations and WithCheckUser to a verified
-// login macaroon.
+// checkSession applies WithCheckUser, then WithRevocations, to a verified
+// login macaroon: a removed user is told so (ErrUserRefused) rather than
+// that their macaroon was revoked, which a new login would not mend.
 func (s *Service) checkSession(ctx context.Context, g *Grant) error {
+	if s.cfg.CheckUser != nil {
+		if err := s.cfg.CheckUser(ctx, g.User); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			return fmt.Errorf("%w: %q: %v", ErrUserRefused, g.User, err)
+		}
+	}
 	if s.cfg.Revocations != nil {
 		revoked, err := s.cfg.Revocations.Revoked(ctx, g.ID, g.User, g.Issued)
 		if err != nil {
@@ -219,14 +228,6 @@ func (s *Service) checkSession(ctx context.Context, g *Grant) error {
 		}
 		if revoked {
 			return ErrRevoked
-		}
-	}
-	if s.cfg.CheckUser != nil {
-		if err := s.cfg.CheckUser(ctx, g.User); err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				return err
-			}
-			return fmt.Errorf("%w: %q: %v", ErrUserRefused, g.User, err)
 		}
 	}
 	return nil

@@ -218,6 +218,7 @@ func runSessions(t *testing.T, db string) {
 		{"oversized user", `{"user":"` + strings.Repeat("b", 300) + `"}`, 400, "invalid"},
 		{"oversized body", `{"user":"` + strings.Repeat("b", 2000) + `"}`, 413, "too_large"},
 		{"bad time", `{"all":true,"before":"yesterday"}`, 400, "invalid"},
+		{"zero time", `{"all":true,"before":"0001-01-01T00:00:00Z"}`, 400, "invalid"},
 		{"future cut-off", `{"all":true,"before":"2099-01-01T00:00:00Z"}`, 400, "invalid"},
 		{"trailing data", `{"all":true}{"all":true}`, 400, "bad_request"},
 		{"not JSON", `all`, 400, "bad_request"},
@@ -244,6 +245,11 @@ func runSessions(t *testing.T, db string) {
 		}
 	}
 	want("bob after alice's removal", "GET", list, bob2.Header, "", 200, "")
+	// Re-adding the name does not revive her old macaroon: the removal
+	// revoked her logins.
+	writeUsers(f.userSpec, "bob:"+bobHash)
+	want("re-added user's old macaroon", "GET", list, alice2.Header, "", 401, "revoked")
+	want("re-added user's new login", "GET", list, login("alice", f.password).Header, "", 200, "")
 	if n := tokenCount(bob2.Header); n != tokens {
 		t.Fatalf("token list changed: %d, want %d", n, tokens)
 	}

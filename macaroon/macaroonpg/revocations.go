@@ -140,18 +140,12 @@ func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) err
 func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued time.Time) (bool, error) {
 	now := s.p.Now()
 	if s.p.CacheTTL > 0 {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.snap == nil || !now.Before(s.loadedAt.Add(s.p.CacheTTL)) || now.Before(s.loadedAt) {
-			snap, err := s.load(ctx, now)
-			if err != nil {
-				s.snap = nil
-				return false, err
-			}
-			s.snap, s.loadedAt = snap, now
+		snap, err := s.snapshot(ctx, now)
+		if err != nil {
+			return false, err
 		}
-		if s.snap.ids != nil {
-			return s.snap.revoked(now, id, user, issued), nil
+		if snap.ids != nil {
+			return snap.revoked(now, id, user, issued), nil
 		}
 		// Too many rows to cache: ask the database (below).
 	}
@@ -163,6 +157,24 @@ func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued t
 		return false, s.unavailable(ctx, "check revocation", err)
 	}
 	return revoked, nil
+}
+
+// snapshot returns a snapshot loaded less than CacheTTL ago, reloading it
+// if needed; one caller loads while the others wait for it, and no lock is
+// held while a check runs.
+func (s *RevocationStore) snapshot(ctx context.Context, now time.Time) (*revocationSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap != nil && now.Before(s.loadedAt.Add(s.p.CacheTTL)) && !now.Before(s.loadedAt) {
+		return s.snap, nil
+	}
+	snap, err := s.load(ctx, now)
+	if err != nil {
+		s.snap = nil
+		return nil, err
+	}
+	s.snap, s.loadedAt = snap, now
+	return snap, nil
 }
 
 func (snap *revocationSnapshot) revoked(now time.Time, id, user string, issued time.Time) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -24,6 +25,10 @@ type adminUsers struct {
 	file  string // "" with --admin-users: the list never changes
 	log   *slog.Logger
 	apply func(auth.Users) error // installs reloaded users for Basic login
+	// removed is told of every user a reload removed; the server revokes
+	// their logins, so re-adding the name later does not bring an old
+	// (perhaps stolen) macaroon back to life.
+	removed func(ctx context.Context, user string)
 
 	mu    sync.Mutex
 	names map[string]bool
@@ -57,6 +62,26 @@ func userNames(spec string, file bool) map[string]bool {
 
 // check is the WithCheckUser callback.
 func (u *adminUsers) check(ctx context.Context, user string) error {
+	u.refresh(ctx)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.names[user] {
+		return errNotAdmin
+	}
+	return nil
+}
+
+// refreshing re-reads a changed file before next runs (the login route:
+// Basic must see an edit before it checks a password).
+func (u *adminUsers) refreshing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.refresh(r.Context())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refresh re-reads the file if its size or modification time changed.
+func (u *adminUsers) refresh(ctx context.Context) {
 	if u.file != "" {
 		if st, err := os.Stat(u.file); err == nil {
 			u.mu.Lock()
@@ -67,12 +92,6 @@ func (u *adminUsers) check(ctx context.Context, user string) error {
 			}
 		}
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.names[user] {
-		return errNotAdmin
-	}
-	return nil
 }
 
 // reload re-reads the file; on an error the current users stay (and are
@@ -90,15 +109,21 @@ func (u *adminUsers) reload(ctx context.Context) error {
 		return fmt.Errorf("--admin-users-file: %w", err)
 	}
 	u.mu.Lock()
-	removed := 0
+	var removed []string
 	for n := range u.names {
 		if !names[n] {
-			removed++
+			removed = append(removed, n)
 		}
 	}
 	u.names, u.size, u.mtime = names, st.Size(), st.ModTime()
+	notify := u.removed
 	u.mu.Unlock()
-	u.log.InfoContext(ctx, "admin users reloaded", "event", "admin_users_reloaded", "users", len(names), "removed", removed)
+	if notify != nil {
+		for _, n := range removed {
+			notify(ctx, n)
+		}
+	}
+	u.log.InfoContext(ctx, "admin users reloaded", "event", "admin_users_reloaded", "users", len(names), "removed", len(removed))
 	return nil
 }
 

@@ -219,8 +219,8 @@ func (m *macaroons) revokeSessions(w http.ResponseWriter, r *http.Request) {
 	var before time.Time
 	if req.Before != "" {
 		t, err := time.Parse(time.RFC3339Nano, req.Before)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", "before must be an RFC 3339 time")
+		if err != nil || t.Before(time.Unix(0, 0)) {
+			writeError(w, http.StatusBadRequest, "invalid", "before must be an RFC 3339 time after 1970")
 			return
 		}
 		before = t

@@ -184,6 +184,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		s.ln.Close()
 		return nil, err
 	}
+	s.admin.users.mu.Lock()
+	s.admin.users.removed = func(ctx context.Context, user string) {
+		// Logged by macaroon (macaroon_revoked); on a failure the user
+		// check still refuses them while they stay removed.
+		if err := s.mac.svc.RevokeUser(context.WithoutCancel(ctx), user, time.Time{}); err != nil {
+			s.log.Error("revoking a removed admin's logins", "event", "admin_revoke_failed", "user", user, "error", err.Error())
+		}
+	}
+	s.admin.users.mu.Unlock()
 	if o.ContractsURL != "" {
 		if err := s.issueEntitledToken(ctx); err != nil {
 			s.ln.Close()
