@@ -63,8 +63,9 @@
 //     macaroon a request was verified with (and its attenuations, which
 //     share its id), RevokeID one by its Grant.ID, RevokeUser every login
 //     of a user issued before a time, RevokeAll everyone's. MintLogin
-//     writes the issue time as the third caveat ("issued-at"), a position
-//     a holder cannot write. NewMemoryRevocationStore refuses at once on
+//     writes the issue time as the second caveat ("issued-at"), a position
+//     a holder cannot write (older login macaroons have their time-before
+//     there). NewMemoryRevocationStore refuses at once on
 //     its one instance; macaroonpg.NewRevocationStore on every instance
 //     sharing the database within WithCacheTTL (DefaultRevocationCacheTTL,
 //     5 seconds), or at once with WithoutRevocationCache. Refused with

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
 )
 
 // FuzzAttenuation appends a holder's first-party caveat to a login
@@ -70,4 +71,46 @@ func FuzzCheckRevocation(f *testing.F) {
 			t.Fatalf("accepted %+v", r)
 		}
 	})
+}
+
+// A login macaroon minted before lpsec wrote issued-at (declared user,
+// then time-before) counts as issued at the zero time, so every user
+// cut-off covers it, and its holder cannot add an issue time: the only
+// position Verify reads it from already holds the time-before.
+func TestIssuedAtOldLayout(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	store, err := NewMemoryRevocationStore(WithClock(fx.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService("https://lpsec.example", fx.svc.key, fx.store, WithClock(fx.clock.Now), WithRevocations(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := bakery.Op{Entity: "admin", Action: "read"}
+	old, err := svc.mint(ctx, "login", "alice", "", time.Hour, []bakery.Op{read}, func(exp, _ time.Time) []checkers.Caveat {
+		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, "alice"), checkers.TimeBeforeCaveat(exp)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := svc.Verify(ctx, []Slice{{old.M()}}, read)
+	if err != nil || !g.Issued.IsZero() {
+		t.Fatalf("old layout: %+v, %v", g, err)
+	}
+	forged := old.Clone()
+	if err := forged.M().AddFirstPartyCaveat([]byte("issued-at " + fx.clock.Now().Add(time.Minute).Format(time.RFC3339Nano))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, []Slice{{forged.M()}}, read); !errors.Is(err, ErrDenied) {
+		t.Fatalf("issued-at appended to an old layout: %v, want ErrDenied", err)
+	}
+	fx.clock.Advance(time.Second)
+	if err := svc.RevokeUser(ctx, "alice", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Verify(ctx, []Slice{{old.M()}}, read); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("old layout after RevokeUser: %v, want ErrRevoked", err)
+	}
 }

@@ -28,7 +28,7 @@ const (
 	maxOps            = 64
 	// userKey is the declared attribute that carries the identity.
 	userKey = "username"
-	// condIssuedAt is the third caveat of a login macaroon: when it was
+	// condIssuedAt is the second caveat of a login macaroon: when it was
 	// minted, for RevokeUser and RevokeAll cut-offs.
 	condIssuedAt = "issued-at"
 	// condAllow and condDeny are the attenuation caveats of the bakery's
@@ -113,9 +113,9 @@ func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opt
 func (s *Service) PublicKey() bakery.PublicKey { return s.key.Public }
 
 // MintLogin mints a login macaroon for user granting ops. Its first caveat
-// declares the user, its second expires it after ttl (0 means DefaultTTL;
-// anything above MaxTTL is capped to MaxTTL), its third records when it was
-// issued (for RevokeUser and RevokeAll). A holder may narrow it by
+// declares the user, its second records when it was issued (for RevokeUser
+// and RevokeAll), its third expires it after ttl (0 means DefaultTTL;
+// anything above MaxTTL is capped to MaxTTL). A holder may narrow it by
 // appending "allow ACTION..." or "deny ACTION..." caveats.
 func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration, ops ...bakery.Op) (*bakery.Macaroon, error) {
 	if err := checkUser(user); err != nil {
@@ -125,8 +125,10 @@ func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration,
 	// from caveat 0 of the primary macaroon, a position a holder, who can
 	// only append, can never write.
 	return s.mint(ctx, "login", user, "", ttl, ops, func(exp, issued time.Time) []checkers.Caveat {
-		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, user), checkers.TimeBeforeCaveat(exp),
-			{Condition: checkers.Condition(condIssuedAt, issued.Format(time.RFC3339Nano))}}
+		// issued-at second: login macaroons minted before lpsec wrote it
+		// have time-before there, so no holder can ever write position 1.
+		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, user),
+			{Condition: checkers.Condition(condIssuedAt, issued.Format(time.RFC3339Nano))}, checkers.TimeBeforeCaveat(exp)}
 	})
 }
 
@@ -388,7 +390,7 @@ func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 			case condIssuedAt:
 				// Only where MintLogin writes it: a holder appending a
 				// later issue time could escape a RevokeUser cut-off.
-				if i != 0 || j != 2 || cv.user == "" {
+				if i != 0 || j != 1 || cv.user == "" {
 					return fail(fmt.Errorf("%w: issued-at caveat outside the minting position", ErrDenied))
 				}
 				t, terr := time.Parse(time.RFC3339Nano, arg)
