@@ -1,8 +1,13 @@
 package macaroon
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +117,52 @@ func TestIssuedAtOldLayout(t *testing.T) {
 	}
 	if _, err := svc.Verify(ctx, []Slice{{old.M()}}, read); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("old layout after RevokeUser: %v, want ErrRevoked", err)
+	}
+}
+
+// Revocations and refusals are security events: macaroon_revoked with its
+// scope, macaroon_verify_failed with reason revoked or user_refused, and
+// never the macaroon or its signature.
+func TestSessionEvents(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	store, _ := NewMemoryRevocationStore(WithClock(fx.clock.Now))
+	removed := false
+	svc, err := NewService("https://lpsec.example", fx.svc.key, fx.store, WithClock(fx.clock.Now), WithLogger(logger),
+		WithRevocations(store), WithCheckUser(func(context.Context, string) error {
+			if removed {
+				return errors.New("gone")
+			}
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := bakery.Op{Entity: "admin", Action: "read"}
+	m, _ := svc.MintLogin(ctx, "alice", time.Hour, read)
+	g, err := svc.Verify(ctx, []Slice{{m.M()}}, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Logout(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = svc.Verify(ctx, []Slice{{m.M()}}, read)
+	removed = true
+	_, _ = svc.Verify(ctx, []Slice{{m.M()}}, read)
+	out := logs.String()
+	for _, want := range []string{`"event":"macaroon_revoked"`, `"scope":"logout"`, `"macaroon_id":"` + g.ID + `"`,
+		`"reason":"revoked"`, `"reason":"user_refused"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	bin, _ := m.M().MarshalBinary()
+	for _, secret := range []string{hex.EncodeToString(m.M().Signature()), base64.RawURLEncoding.EncodeToString(bin)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log carries the macaroon or its signature")
+		}
 	}
 }
