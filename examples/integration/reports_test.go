@@ -119,8 +119,11 @@ func runReportsOwnMachine(t *testing.T, db string) {
 	}
 	after := reports()
 	if len(after) != 1 || after[0].Machine != victim.name || !after[0].Received.Equal(before[0].Received) || string(after[0].Report) != string(before[0].Report) {
-		t.Fatalf("refused reports changed what is stored: %d reports (first %s at %v), want 1 (%s at %v)",
-			len(after), after[0].Machine, after[0].Received, before[0].Machine, before[0].Received)
+		var got []string
+		for _, r := range after {
+			got = append(got, r.Machine+" at "+r.Received.String())
+		}
+		t.Fatalf("refused reports changed what is stored: %q, want only %s at %v", got, before[0].Machine, before[0].Received)
 	}
 	if st, code := send(attacker, hashOf(attacker)); st != 204 {
 		t.Fatalf("attacker's own report: %d %q", st, code)
