@@ -82,6 +82,8 @@ func WithDischargeRequired(mint Minter, cookieNameSuffix string) Option {
 //	ErrExpired            401     expired              Macaroon
 //	ErrDischargeRequired  401     discharge_required   Macaroon
 //	ErrUnknownRootKey     401     unknown_root_key     Macaroon
+//	ErrRevoked            401     revoked              Macaroon
+//	ErrUserRefused        403     user_refused         -
 //	ErrDenied             403     denied               -
 //	ErrUnavailable        503     unavailable          -
 //
@@ -89,7 +91,8 @@ func WithDischargeRequired(mint Minter, cookieNameSuffix string) Option {
 // and ErrUnknownRootKey are answered instead with httpbakery's
 // discharge-required error (407 to protocol version 0, else 401 with
 // WWW-Authenticate: Macaroon), carrying a freshly minted macaroon; a
-// failure to mint is 503 unavailable. Bodies never contain anything the
+// failure to mint is 503 unavailable. A revoked macaroon (ErrRevoked) or
+// refused user is never answered with a fresh one: revocation must stick. Bodies never contain anything the
 // request carried.
 type Middleware struct {
 	svc          *Service
@@ -197,6 +200,10 @@ func HTTPStatus(err error) (status int, code, message string) {
 		return http.StatusUnauthorized, "expired", "macaroon expired"
 	case errors.Is(err, ErrUnknownRootKey):
 		return http.StatusUnauthorized, "unknown_root_key", "macaroon's root key is unknown or revoked"
+	case errors.Is(err, ErrRevoked):
+		return http.StatusUnauthorized, "revoked", "macaroon was logged out or revoked"
+	case errors.Is(err, ErrUserRefused):
+		return http.StatusForbidden, "user_refused", "this user is no longer accepted"
 	default: // ErrDenied and anything unknown
 		return http.StatusForbidden, "denied", "macaroon does not grant this operation"
 	}

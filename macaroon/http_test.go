@@ -121,6 +121,7 @@ func TestHTTPStatusTable(t *testing.T) {
 		{&DischargeRequiredError{}, 401, "discharge_required"},
 		{&DischargeRequiredError{cause: ErrExpired}, 401, "discharge_required"},
 		{ErrUnknownRootKey, 401, "unknown_root_key"}, {ErrDenied, 403, "denied"}, {ErrUnavailable, 503, "unavailable"},
+		{ErrRevoked, 401, "revoked"}, {ErrUserRefused, 403, "user_refused"},
 		{errors.New("anything else"), 403, "denied"},
 	} {
 		if s, code, _ := HTTPStatus(c.err); s != c.status || code != c.code {

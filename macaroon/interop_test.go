@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -215,5 +216,43 @@ func TestInteropPythonDischargeRequired(t *testing.T) {
 	}
 	if !bytes.Equal(dr.Macaroon.M().Id(), m.M().Id()) || dr.MacaroonPath != "/" || dr.CookieNameSuffix != "auth" || dr.Message != "discharge required" {
 		t.Fatalf("parsed Python's answer as %+v", dr)
+	}
+}
+
+// The Python bakery narrows an lpsec login macaroon with its standard
+// allow_caveat and deny_caveat: lpsec grants what is left and refuses the
+// rest, so holders can attenuate with any bakery client.
+func TestInteropPythonAttenuates(t *testing.T) {
+	py := python(t)
+	f := newFixture(t)
+	m := f.login(t, "alice", opAdminRead, opAdminWrite)
+	for _, c := range []struct {
+		name        string
+		allow, deny []string
+		read, write bool
+	}{
+		{"allow read", []string{"read"}, nil, true, false},
+		{"deny read", nil, []string{"read"}, false, true},
+		{"allow both deny write", []string{"read", "write"}, []string{"write"}, true, false},
+	} {
+		in := map[string]any{"macaroon": m, "deny": c.deny}
+		if c.allow != nil {
+			in["allow"] = c.allow
+		}
+		hdr := runPython(t, py, "interop_attenuate.py", in)
+		for _, op := range []struct {
+			op   bakery.Op
+			want bool
+		}{{opAdminRead, c.read}, {opAdminWrite, c.write}} {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Macaroons", hdr)
+			g, err := f.svc.VerifyRequest(context.Background(), r, op.op)
+			if op.want && (err != nil || g.User != "alice") {
+				t.Errorf("%s: %s: %v, want granted to alice", c.name, op.op.Action, err)
+			}
+			if !op.want && !errors.Is(err, ErrDenied) {
+				t.Errorf("%s: %s: %v, want ErrDenied", c.name, op.op.Action, err)
+			}
+		}
 	}
 }
