@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/lpsec/lpsec/auth"
@@ -15,10 +16,28 @@ import (
 // adminAuth is HTTP Basic for the admin login endpoint only; everything
 // else an admin does is authorised by the macaroon login returns.
 type adminAuth struct {
-	basic *auth.Basic // nil: no admin users configured
+	basic atomic.Pointer[auth.Basic] // nil: no admin users configured
 }
 
 func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
+	a := &adminAuth{}
+	if err := a.reload(o, log); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// reload (re)reads the admin users; on an error the current ones stay.
+func (a *adminAuth) reload(o Options, log *slog.Logger) error {
+	b, err := loadAdmins(o, log)
+	if err != nil {
+		return err
+	}
+	a.basic.Store(b)
+	return nil
+}
+
+func loadAdmins(o Options, log *slog.Logger) (*auth.Basic, error) {
 	var (
 		users auth.Users
 		err   error
@@ -36,7 +55,7 @@ func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
 		}
 	default:
 		log.Warn("no admin users: every admin request will be refused", "event", "admin_disabled")
-		return &adminAuth{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		// auth's error names the user and the format, never the hash.
@@ -51,16 +70,19 @@ func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
 	if err != nil {
 		return nil, &cli.UsageError{Msg: fmt.Sprintf("%s: %v", flag, err)}
 	}
-	return &adminAuth{basic: b}, nil
+	return b, nil
 }
 
+// wrap asks the current users (SIGHUP may have replaced them).
 func (a *adminAuth) wrap(next http.Handler) http.Handler {
-	if a.basic == nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := a.basic.Load()
+		if b == nil {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "this server has no admin users")
-		})
-	}
-	return a.basic.Middleware(next)
+			return
+		}
+		b.Middleware(next).ServeHTTP(w, r)
+	})
 }
 
 func (a *adminAuth) user(ctx context.Context) string {

@@ -35,6 +35,8 @@ func EntitlementCondition(machine string) string { return "entitled-machine " + 
 
 type macaroons struct {
 	svc          *lpmac.Service
+	rootKeys     lpmac.RootKeyStore // for start-up and /readyz checks
+	kekID        string             // public id of --root-key-kek, "" in memory
 	ttl          time.Duration
 	contractsURL string
 	log          *slog.Logger
@@ -50,6 +52,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 	}
 	policy := lpmac.RootKeyPolicy{Logger: log}
 	var store lpmac.RootKeyStore
+	var kekID string
 	if db != nil {
 		if o.RootKeyKEK == "" {
 			return nil, cli.Usagef("--root-key-kek is required with --database-url (root keys are encrypted at rest); make one with: openssl rand -base64 32")
@@ -70,6 +73,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 			return nil, fmt.Errorf("macaroon root keys: migrate: %w", err)
 		}
 		store = ps
+		kekID = kek.ID()
 	} else {
 		ms, err := lpmac.NewMemoryRootKeyStore(policy)
 		if err != nil {
@@ -84,7 +88,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 		MaxTTL:   lpmac.DefaultMaxTTL,
 		Logger:   log,
 	}
-	m := &macaroons{ttl: o.AdminTTL, log: log}
+	m := &macaroons{ttl: o.AdminTTL, log: log, rootKeys: store}
 	if o.ContractsURL != "" {
 		u, err := url.Parse(o.ContractsURL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -97,6 +101,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 		m.contractsURL = strings.TrimRight(o.ContractsURL, "/")
 		cfg.ThirdParties = map[string]*bakery.PublicKey{m.contractsURL: pub}
 	}
+	m.kekID = kekID
 	if m.svc, err = lpmac.NewService(cfg); err != nil {
 		return nil, err
 	}
