@@ -258,8 +258,8 @@ func (c *fileCatalogue) Ping(context.Context) error {
 type pgCatalogue struct{ db *sql.DB }
 
 // pgChunkSize bounds the memory one download or upload holds: 300
-// concurrent readers hold at most 300 chunks.
-const pgChunkSize = 128 << 10
+// concurrent readers hold 300 chunks (bench/mem.sh).
+const pgChunkSize = 64 << 10
 
 func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 	// lpsec_example_patches (one bytea per patch) of earlier versions is
@@ -418,15 +418,9 @@ func (r *pgReader) Read(p []byte) (int, error) {
 	}
 	want := r.pos / pgChunkSize
 	if want != r.chunk {
-		r.buf = r.buf[:0]
-		err := r.db.QueryRowContext(r.ctx, `SELECT data FROM lpsec_example_patch_chunks WHERE sha256 = $1 AND seq = $2`, r.sha, want).Scan(&r.buf)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, errChunkMissing
-		}
-		if err != nil {
+		if err := r.load(want); err != nil {
 			return 0, err
 		}
-		r.chunk = want
 	}
 	off := r.pos - r.chunk*pgChunkSize
 	if off >= int64(len(r.buf)) {
@@ -435,6 +429,36 @@ func (r *pgReader) Read(p []byte) (int, error) {
 	n := copy(p, r.buf[off:])
 	r.pos += int64(n)
 	return n, nil
+}
+
+// load reads chunk seq into r.buf, reusing its memory: a download
+// allocates one chunk buffer, not one per chunk.
+func (r *pgReader) load(seq int64) error {
+	r.chunk = -1
+	rows, err := r.db.QueryContext(r.ctx, `SELECT data FROM lpsec_example_patch_chunks WHERE sha256 = $1 AND seq = $2`, r.sha, seq)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errChunkMissing
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return err
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, 0, pgChunkSize)
+	}
+	r.buf = append(r.buf[:0], raw...)
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	r.chunk = seq
+	return nil
 }
 
 func (r *pgReader) Seek(offset int64, whence int) (int64, error) {

@@ -468,13 +468,19 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return PatchInfo{}, err
 	}
+	// patchverify.VerifyPatch holds the tarball, its files and the module
+	// in memory (several times the patch's size): one verification at a
+	// time keeps concurrent uploads and syncs from multiplying that.
+	select {
+	case s.verifySem <- struct{}{}:
+	case <-ctx.Done():
+		return PatchInfo{}, ctx.Err()
+	}
+	defer func() { <-s.verifySem }()
 	p, err := patchverify.VerifyPatch(ctx, f, sum, s.verifier.Load(), patchverify.WithMaxPatchSize(s.opts.MaxPatchSize))
 	if err != nil {
 		return PatchInfo{}, err
 	}
-	// VerifyPatch held the tarball and module while checking them; a
-	// large upload's pages go back to the system now rather than at the
-	// next collection cycles.
 	size := int64(0)
 	if st, err := f.Stat(); err == nil {
 		size = st.Size()
@@ -484,6 +490,8 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	info, err := patchInfo(name, sum, head[:n], size, p)
 	p = nil
 	if size > 8<<20 {
+		// VerifyPatch's copies are garbage now: give a large patch's
+		// pages back to the system at once rather than keep them.
 		debug.FreeOSMemory()
 	}
 	if err != nil {

@@ -52,13 +52,15 @@ type Server struct {
 	cat      Catalogue
 	incoming string // --state-dir/incoming: uploads and synced patches being verified
 	verifier atomic.Pointer[patchverify.Verifier]
-	tokens   token.Store
-	tmw      *token.Middleware
-	reports  reportStore
-	admin    *adminAuth
-	mac      *macaroons
-	ident    *identity
-	upstream *http.Client
+	// verifySem admits one patch verification at a time.
+	verifySem chan struct{}
+	tokens    token.Store
+	tmw       *token.Middleware
+	reports   reportStore
+	admin     *adminAuth
+	mac       *macaroons
+	ident     *identity
+	upstream  *http.Client
 	// syncOrigins are the origins a sync may fetch from: the upstream's
 	// and --sync-allow-origin's.
 	syncOrigins map[string]bool
@@ -90,7 +92,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: o, log: log, done: make(chan struct{})}
+	s := &Server{opts: o, log: log, done: make(chan struct{}), verifySem: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			s.closeStorage()
