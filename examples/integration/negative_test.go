@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -200,6 +201,36 @@ func TestNegative(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A refused report answers 400 with report.FieldError's message, which
+	// says which field and why, and stores nothing.
+	hashed := "k1:" + strings.Repeat("ab", 32)
+	for _, rc := range []struct{ name, body, msg string }{
+		{"unknown field", `{"raw_machine_id":"0123"}`, `report: invalid report: unknown field "raw_machine_id"`},
+		{"raw machine ID", `{"machine_id":"` + strings.Repeat("ab", 16) + `","patch_state":"applied"}`,
+			"report: invalid report: field machine_id: invalid hashed machine ID: want <key ID>:<64 hexadecimal characters>"},
+		{"log injection", `{"machine_id":"` + hashed + `","patch_state":"applied","client_version":"1\nevent=admin_login"}`,
+			"report: invalid report: field client_version: control or invalid character at byte 1"},
+		{"missing state", `{"machine_id":"` + hashed + `"}`, "report: invalid report: field patch_state: missing"},
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/client/"+machine1+"/report", strings.NewReader(rc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+mt1)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e api.Error
+		derr := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || derr != nil || e.Code != "bad_report" || e.Message != rc.msg {
+			t.Errorf("report %s: %d %+v (%v), want 400 bad_report %q", rc.name, resp.StatusCode, e, derr, rc.msg)
+		}
+	}
+	if reports, err := admin.Reports(ctx); err != nil || len(reports) != 0 {
+		t.Errorf("after refused reports: %d stored, %v", len(reports), err)
 	}
 	// Still serving, and still correct.
 	if _, err := admin.Get(ctx, "/healthz"); err != nil {

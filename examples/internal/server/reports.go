@@ -122,7 +122,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "reports_disabled", "this server has no --report-key")
 		return
 	}
-	rep, err := report.Decode(http.MaxBytesReader(w, r.Body, maxReportBody), time.Now())
+	rep, err := report.Decode(http.MaxBytesReader(w, r.Body, maxReportBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) || errors.Is(err, report.ErrReportTooLarge) {
