@@ -255,7 +255,28 @@ func (c *fileCatalogue) Ping(context.Context) error {
 // database serves the same set. Tarballs are stored by SHA-256 in chunks
 // of pgChunkSize, written and read one chunk at a time, so no operation
 // holds a whole tarball in memory.
-type pgCatalogue struct{ db *sql.DB }
+//
+// The machine poll's per-kernel list is cached for pgKernelCacheTTL: a
+// fleet polling the same few kernels costs one query per kernel per TTL,
+// not one per request. An upload on this instance clears the cache; one on
+// another instance sharing the database shows within the TTL.
+type pgCatalogue struct {
+	db *sql.DB
+
+	mu    sync.Mutex
+	cache map[string]kernelEntry
+	now   func() time.Time
+}
+
+type kernelEntry struct {
+	list    []PatchInfo
+	expires time.Time
+}
+
+const (
+	pgKernelCacheTTL  = time.Second
+	pgKernelCacheSize = 4096 // kernels; beyond it the cache starts over
+)
 
 // pgChunkSize bounds the memory one download or upload holds: 300
 // concurrent readers hold 300 chunks (bench/mem.sh).
@@ -282,7 +303,7 @@ func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("patch catalogue: create tables: %w", err)
 	}
-	return &pgCatalogue{db: db}, nil
+	return &pgCatalogue{db: db, cache: map[string]kernelEntry{}, now: time.Now}, nil
 }
 
 func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err error) {
@@ -342,7 +363,13 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err err
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	clear(c.cache)
+	c.mu.Unlock()
+	return nil
 }
 
 const pgColumns = `filename, sha256, kernel, version, signer, size, added`
@@ -375,7 +402,24 @@ func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
 }
 
 func (c *pgCatalogue) ListKernel(ctx context.Context, kernel string) ([]PatchInfo, error) {
-	return c.query(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index WHERE kernel = $1 ORDER BY filename`, kernel)
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.cache[kernel]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return slices.Clone(e.list), nil
+	}
+	list, err := c.query(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index WHERE kernel = $1 ORDER BY filename`, kernel)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.cache) >= pgKernelCacheSize {
+		clear(c.cache)
+	}
+	c.cache[kernel] = kernelEntry{list: list, expires: now.Add(pgKernelCacheTTL)}
+	c.mu.Unlock()
+	return slices.Clone(list), nil
 }
 
 func (c *pgCatalogue) Lookup(ctx context.Context, name string) (PatchInfo, error) {
