@@ -140,20 +140,7 @@ func TestSIGTERMDrainsSlowDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A reader with a tiny receive buffer: the server cannot push the
-	// tarball into socket buffers and be done before SIGTERM.
-	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		_ = c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<10) })
-		return serr
-	}}
-	caPEM, err := os.ReadFile(srv.line(t, `CA in (\S+) \(`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := slowClient(t, srv)
 	resp, err := hc.Get(up.Patch.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +179,71 @@ func TestSIGTERMDrainsSlowDownload(t *testing.T) {
 	}
 	if !strings.Contains(srv.stderr.String(), `"event":"server_shutdown_done"`) || !strings.Contains(srv.stderr.String(), `"cut":0`) {
 		t.Errorf("no clean server_shutdown_done record:\n%s", srv.stderr)
+	}
+}
+
+// slowClient is an HTTPS client trusting srv's CA whose connections have
+// a tiny receive buffer: the server cannot push a large tarball into
+// socket buffers and be done before the test signals it.
+func slowClient(t *testing.T, srv *daemon) *http.Client {
+	t.Helper()
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		_ = c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<10) })
+		return serr
+	}}
+	caPEM, err := os.ReadFile(srv.line(t, `CA in (\S+) \(`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// TestShutdownTimeoutCuts: a download still running when
+// --shutdown-timeout ends is cut, and the exit status (1) and the log say
+// so: a drain that did not complete is never reported as clean.
+func TestShutdownTimeoutCuts(t *testing.T) {
+	t.Parallel()
+	f := getFixtures(t)
+	big := getBigPatch(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec},
+		"server", append(serverArgs(f, filepath.Join(t.TempDir(), "s")), "--shutdown-timeout", "1s")...)
+	admin := adminFor(t, ctx, srv, f)
+	data, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := admin.Upload(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := slowClient(t, srv).Get(up.Patch.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.CopyN(io.Discard, resp.Body, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	// The reader stops reading: the download cannot finish.
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not exit after --shutdown-timeout")
+	}
+	if code := srv.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d after a cut drain, want 1", code)
+	}
+	log := srv.stderr.String()
+	if !strings.Contains(log, `"cut":1`) || !strings.Contains(log, "1 requests still in flight after the drain timeout") {
+		t.Errorf("the log does not say the download was cut:\n%s", log)
 	}
 }
 

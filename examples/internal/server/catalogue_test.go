@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -82,6 +83,39 @@ func TestFileCatalogueSurvivesRestart(t *testing.T) {
 	}
 	if _, _, err := c2.Open(ctx, "missing.tar"); err != ErrNoPatch {
 		t.Fatalf("missing patch: %v", err)
+	}
+}
+
+// TestFileCatalogueConvertsIndex: an index.json of earlier versions is
+// read once and rewritten as one entry per patch; unsafe names in it are
+// dropped.
+func TestFileCatalogueConvertsIndex(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC().Truncate(time.Second)
+	legacy := `[{"filename":"a.tar","sha256":"` + sha256Hex([]byte("a")) + `","kernel":"k","version":"1","size":1,"added":"` + now.Format(time.RFC3339) + `"},
+		{"filename":"../evil.tar","sha256":"x","kernel":"k","version":"1","size":1,"added":"` + now.Format(time.RFC3339) + `"}]`
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.tar"), []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := newFileCatalogue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := c.List(context.Background()); len(l) != 1 || l[0].Filename != "a.tar" {
+		t.Fatalf("converted: %+v", l)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); !os.IsNotExist(err) {
+		t.Errorf("index.json still there: %v", err)
+	}
+	c2, err := newFileCatalogue(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := readPatch(t, c2, "a.tar"); err != nil || got != "a" {
+		t.Errorf("after conversion and restart: %q %v", got, err)
 	}
 }
 

@@ -317,15 +317,17 @@ func (s *Server) Close(ctx context.Context) error {
 		"in_flight", s.inFlight.Load())
 	s.stop()
 	err := s.http.Shutdown(ctx)
+	var left int64
+	completed := s.served.Load() - served
 	if err != nil {
-		// The deadline passed: cut what is left.
+		// The deadline passed: count, then cut what is left.
+		left = s.inFlight.Load()
 		_ = s.http.Close()
 	}
 	<-s.done
 	if s.metrics != nil {
 		s.metrics.close()
 	}
-	left := s.inFlight.Load()
 	if s.entitledID != "" {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = s.tokens.RevokeRegistration(rctx, s.entitledID)
@@ -334,11 +336,11 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeStorage()
 	if err != nil {
 		s.log.Error("shutdown: drain deadline passed, requests cut", "event", "server_shutdown_done",
-			"completed", s.served.Load()-served, "cut", left, "duration", time.Since(start).String())
+			"completed", completed, "cut", left, "duration", time.Since(start).String())
 		return fmt.Errorf("shutdown: %d requests still in flight after the drain timeout: %w", left, err)
 	}
 	s.log.Info("shutdown complete", "event", "server_shutdown_done",
-		"completed", s.served.Load()-served, "cut", 0, "duration", time.Since(start).String())
+		"completed", completed, "cut", 0, "duration", time.Since(start).String())
 	return s.serveErr
 }
 
