@@ -677,3 +677,59 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// TestSyncBounds: an upstream listing many patches gets at most
+// --sync-max-patches downloads and --sync-max-bytes bytes per sync; the
+// rest is refused in one log record and waits for the next sync.
+func TestSyncBounds(t *testing.T) {
+	t.Parallel()
+	f := getFixtures(t)
+	good, err := os.ReadFile(f.tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fileSHA256(t, f.tarball)
+	var downloads atomic.Int64
+	var upstream *httptest.Server
+	upstream = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/sync/patches" {
+			var list api.PatchList
+			for i := range 50 {
+				list.Patches = append(list.Patches, api.Patch{Filename: fmt.Sprintf("livepatch-%02d.tar.gz", i), SHA256: sum, URL: upstream.URL + "/good"})
+			}
+			_ = json.NewEncoder(w).Encode(list)
+			return
+		}
+		downloads.Add(1)
+		_, _ = w.Write(good)
+	}))
+	defer upstream.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: upstream.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		fetch int64
+	}{
+		{"count", []string{"--sync-max-patches", "3"}, 3},
+		{"bytes", []string{"--sync-max-bytes", fmt.Sprint(2*len(good) + len(good)/2)}, 2},
+	} {
+		downloads.Store(0)
+		srv := start(t, []string{"LPSEC_SERVER_UPSTREAM_SYNC_TOKEN=t"}, "server",
+			append(append(serverArgs(f, filepath.Join(dir, tc.name)), "--upstream-url", upstream.URL, "--upstream-ca-certs", caFile), tc.args...)...)
+		srv.waitStderr(t, `"event":"sync_done"`)
+		log := srv.stderr.String()
+		if !strings.Contains(log, fmt.Sprintf(`"fetched":%d,`, tc.fetch)) || strings.Count(log, `"remaining":`) != 1 {
+			t.Errorf("%s: want %d fetched and one bound record:\n%s", tc.name, tc.fetch, log)
+		}
+		// The byte budget stops a download in its middle: it was asked
+		// for, but never stored.
+		if n := downloads.Load(); n != tc.fetch && !(tc.name == "bytes" && n == tc.fetch+1) {
+			t.Errorf("%s: %d downloads from the upstream, want %d", tc.name, n, tc.fetch)
+		}
+		srv.stop(t)
+	}
+}

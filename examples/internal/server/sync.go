@@ -159,9 +159,22 @@ func (s *Server) SyncOnce(ctx context.Context) (api.SyncResponse, error) {
 		}
 		s.log.Warn("synced patch refused", attrs...)
 	}
-	for _, p := range list.Patches {
+	attempts := 0
+	for i, p := range list.Patches {
 		if err := ctx.Err(); err != nil {
 			return res, err
+		}
+		if attempts >= maxPatches || budget <= 0 {
+			// One record for the rest, not one per entry: the listing is
+			// the upstream's to make long.
+			reason := "over_max_patches"
+			if budget <= 0 {
+				reason = "over_max_bytes"
+			}
+			s.log.Warn("sync bound reached; the rest waits for the next sync", "event", "sync_patch_refused",
+				"reason", reason, "upstream", s.opts.UpstreamURL, "remaining", len(list.Patches)-i)
+			res.Refused += len(list.Patches) - i
+			break
 		}
 		if !ValidFilename(p.Filename) {
 			refuse(p, "bad_filename", nil)
@@ -176,10 +189,6 @@ func (s *Server) SyncOnce(ctx context.Context) (api.SyncResponse, error) {
 			s.storeError("catalogue", err)
 			return res, err
 		}
-		if res.Fetched+res.Refused >= maxPatches {
-			refuse(p, "over_max_patches", nil)
-			continue
-		}
 		u, err := url.Parse(p.URL)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 			refuse(p, "bad_url", nil)
@@ -191,6 +200,7 @@ func (s *Server) SyncOnce(ctx context.Context) (api.SyncResponse, error) {
 			refuse(p, "outside_origin", nil)
 			continue
 		}
+		attempts++
 		n, err := s.fetch(ctx, p, u, budget)
 		budget -= n
 		if err != nil {
