@@ -532,9 +532,10 @@ func TestTLSHostnames(t *testing.T) {
 	}
 }
 
-// TestSIGHUPReloadsAdminUsers: a user added to --admin-users-file can log
-// in after SIGHUP, and a removed one cannot.
-func TestSIGHUPReloadsAdminUsers(t *testing.T) {
+// TestSIGHUPReloads: after SIGHUP a user added to --admin-users-file can
+// log in and a removed one cannot, and patches must be signed by the
+// certificate now in the --signing-cert file.
+func TestSIGHUPReloads(t *testing.T) {
 	t.Parallel()
 	f := getFixtures(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -544,7 +545,16 @@ func TestSIGHUPReloadsAdminUsers(t *testing.T) {
 	if err := os.WriteFile(users, []byte(f.userSpec+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, nil, "server", append(serverArgs(f, filepath.Join(dir, "s")), "--admin-users-file", users)...)
+	pinned := filepath.Join(dir, "signing-cert.pem")
+	certPEM, err := os.ReadFile(f.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pinned, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, nil, "server", "--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "s"),
+		"--signing-cert", pinned, "--admin-users-file", users)
 	admin, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))
 	if err != nil {
 		t.Fatal(err)
@@ -552,9 +562,18 @@ func TestSIGHUPReloadsAdminUsers(t *testing.T) {
 	if _, err := admin.Login(ctx, "alice", f.password); err != nil {
 		t.Fatal(err)
 	}
+	tarball, err := os.ReadFile(f.tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Upload(ctx, tarball); err != nil {
+		t.Fatalf("upload signed by the pinned certificate: %v", err)
+	}
+
 	if err := os.WriteFile(users, []byte("bob"+strings.TrimPrefix(f.userSpec, "alice")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	mustRun(t, nil, "patchtool", "keygen", "--bits", "3072", "--key", filepath.Join(dir, "other-key.pem"), "--cert", pinned, "--force")
 	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -563,6 +582,9 @@ func TestSIGHUPReloadsAdminUsers(t *testing.T) {
 		t.Errorf("bob after the reload: %v", err)
 	}
 	var se *client.ServerError
+	if _, err := admin.Upload(ctx, tarball); !asServerError(err, &se) || se.Status != http.StatusUnprocessableEntity {
+		t.Errorf("upload signed by the certificate no longer pinned: %v, want 422", err)
+	}
 	if _, err := admin.Login(ctx, "alice", f.password); !asServerError(err, &se) || se.Status != http.StatusUnauthorized {
 		t.Errorf("alice after she was removed: %v, want 401", err)
 	}
