@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 	"github.com/lpsec/lpsec/examples/internal/server"
 )
 
@@ -53,7 +54,7 @@ SIGHUP reloads --admin-users-file and --signing-cert.`)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	log, err := server.NewLogger(os.Stderr, o.LogLevel)
+	log, err := logx.NewLogger(os.Stderr, o.LogLevel)
 	if err != nil {
 		return cli.Usagef("--log-level: %v", err)
 	}

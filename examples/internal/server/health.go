@@ -9,6 +9,7 @@ import (
 	"time"
 
 	lpmac "github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/macaroonpg"
 )
 
 // Readiness is the body of GET /readyz.
@@ -74,7 +75,7 @@ func rootKeyProblem(err error) string {
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, lpmac.ErrKeyEncryptionKeyMismatch):
+	case errors.Is(err, macaroonpg.ErrKeyEncryptionKeyMismatch):
 		return "the stored root keys do not open with --root-key-kek (wrong key-encryption key)"
 	case errors.Is(err, lpmac.ErrUnavailable):
 		return "root key store unavailable"
@@ -93,7 +94,7 @@ func (s *Server) checkRootKeys(ctx context.Context) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, lpmac.ErrKeyEncryptionKeyMismatch):
+	case errors.Is(err, macaroonpg.ErrKeyEncryptionKeyMismatch):
 		return fmt.Errorf("--root-key-kek: the macaroon root keys in the database were encrypted under a different "+
 			"key-encryption key than this one (id %s): give every instance the same --root-key-kek", s.mac.kekID)
 	default:
