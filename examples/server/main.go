@@ -61,13 +61,15 @@ SIGHUP reloads --admin-users-file and --signing-cert.`)
 	if err := cli.Positive("shutdown-timeout", o.ShutdownTimeout); err != nil {
 		return err
 	}
+	// SIGHUP is caught from before start-up: its default action would end
+	// the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s, err := server.Start(ctx, o, log)
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	// "listening on" comes last: scripts and tests that wait for it then
 	// have every start-up line, without guessing how long to wait for more.
 	if s.CAFile != "" {
