@@ -265,6 +265,7 @@ type pgCatalogue struct {
 
 	mu    sync.Mutex
 	cache map[string]kernelEntry
+	ttl   time.Duration // pgKernelCacheTTL; 0 turns the cache off (benchmarks)
 	now   func() time.Time
 }
 
@@ -303,7 +304,7 @@ func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("patch catalogue: create tables: %w", err)
 	}
-	return &pgCatalogue{db: db, cache: map[string]kernelEntry{}, now: time.Now}, nil
+	return &pgCatalogue{db: db, cache: map[string]kernelEntry{}, ttl: pgKernelCacheTTL, now: time.Now}, nil
 }
 
 func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err error) {
@@ -417,7 +418,7 @@ func (c *pgCatalogue) ListKernel(ctx context.Context, kernel string) ([]PatchInf
 	if len(c.cache) >= pgKernelCacheSize {
 		clear(c.cache)
 	}
-	c.cache[kernel] = kernelEntry{list: list, expires: now.Add(pgKernelCacheTTL)}
+	c.cache[kernel] = kernelEntry{list: list, expires: now.Add(c.ttl)}
 	c.mu.Unlock()
 	return slices.Clone(list), nil
 }
