@@ -285,6 +285,20 @@ func TestDownloadRangesAndETag(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[10:20]) {
 		t.Errorf("range: %d %q", resp.StatusCode, body)
 	}
+	resp, _ = get(map[string]string{"Range": "bytes=0-0,2-2"})
+	if resp.StatusCode != http.StatusPartialContent || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") {
+		t.Errorf("two ranges: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// Many ranges (each a seek, a query on PostgreSQL) get the whole
+	// tarball once instead.
+	var many []string
+	for i := range 100 {
+		many = append(many, fmt.Sprintf("%d-%d", i*7, i*7))
+	}
+	resp, body = get(map[string]string{"Range": "bytes=" + strings.Join(many, ",")})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Errorf("100 ranges: %d, %d bytes; want 200 and the whole tarball", resp.StatusCode, len(body))
+	}
 	resp, _ = get(map[string]string{"If-None-Match": `"` + up.Patch.SHA256 + `"`})
 	if resp.StatusCode != http.StatusNotModified {
 		t.Errorf("If-None-Match with the SHA-256: %d, want 304", resp.StatusCode)
