@@ -219,7 +219,7 @@ func (s *Server) SyncOnce(ctx context.Context) (api.SyncResponse, error) {
 	}
 	s.log.Info("sync done", "event", "sync_done", "upstream", s.opts.UpstreamURL,
 		"fetched", res.Fetched, "known", res.Known, "refused", res.Refused)
-	return res, nil
+	return res, s.syncCatalogue(ctx)
 }
 
 var errSyncBudget = errors.New("over --sync-max-bytes for this sync")
