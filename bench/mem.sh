@@ -33,7 +33,12 @@ go build -o "$work/" ./examples/server ./examples/patchtool ./bench/slowread
 echo "== a signing key and two padded, signed patches (40 MB, 64 MiB)"
 "$work/patchtool" keygen --bits 3072 --key "$work/k.pem" --cert "$work/c.pem" >/dev/null
 make_patch() { # version total_bytes
-  local mod="$work/livepatch_mem_$1.ko" unsigned=examples/integration/testdata/good_module_unsigned.ko
+  # The demo module: its .modinfo (name, vermagic) agrees with the package
+  # step's metadata, which patchverify checks; the padding after the ELF
+  # object is covered by the signature like the rest of the file.
+  local unsigned=examples/demo/module/livepatch_demo.ko
+  mkdir -p "$work/p$1"
+  local mod="$work/p$1/livepatch_demo.ko"
   cp "$unsigned" "$mod"
   # Leave room for the signature (~0.6 KB) and the tar headers (~3 KB).
   head -c $(( $2 - $(stat -c %s "$unsigned") - 8192 )) /dev/urandom >>"$mod"

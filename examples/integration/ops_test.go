@@ -32,6 +32,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/internal/kmodtest"
 	"github.com/lpsec/lpsec/internal/pgtest"
 	"github.com/lpsec/lpsec/internal/testenv"
 )
@@ -49,11 +50,10 @@ func getBigPatch(t *testing.T) string {
 	f := getFixtures(t)
 	bigOnce.Do(func() {
 		mod := filepath.Join(f.dir, "livepatch_big.ko")
-		raw, err := os.ReadFile(filepath.Join("testdata", "good_module_unsigned.ko"))
-		if err != nil {
-			bigErr = err.Error()
-			return
-		}
+		// .modinfo agrees with the package step's metadata (patchverify
+		// binds them); the padding after the ELF object is covered by the
+		// signature like the rest of the file.
+		raw := kmodtest.Module("license=GPL", "livepatch=Y", "name=livepatch_big", "vermagic="+machineKernel+" SMP preempt mod_unload ")
 		pad := make([]byte, 16<<20)
 		_, _ = io.ReadFull(randReader{}, pad)
 		if err := os.WriteFile(mod, append(raw, pad...), 0o644); err != nil {
@@ -728,6 +728,10 @@ func TestSyncBounds(t *testing.T) {
 	var downloads atomic.Int64
 	var upstream *httptest.Server
 	upstream = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/catalogue" {
+			http.NotFound(w, r) // no signed catalogue: the relay has nothing to do
+			return
+		}
 		if r.URL.Path == "/v1/sync/patches" {
 			var list api.PatchList
 			for i := range 50 {

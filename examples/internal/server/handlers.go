@@ -479,9 +479,9 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return PatchInfo{}, err
 	}
-	// patchverify.VerifyPatch holds the tarball, its files and the module
-	// in memory (several times the patch's size): one verification at a
-	// time keeps concurrent uploads and syncs from multiplying that.
+	// patchverify.VerifyPatch holds the tarball and the module in memory
+	// (about twice the patch's size): one verification at a time keeps
+	// concurrent uploads and syncs from multiplying that.
 	select {
 	case s.verifySem <- struct{}{}:
 	case <-ctx.Done():
