@@ -44,12 +44,14 @@ Routes: POST /v1/admin/login (Basic) returns an admin macaroon; /v1/admin/auth-t
 /v1/admin/reports take it ("Authorization: Macaroon ..."). PUT /v1/client/{machine}
 registers a machine; GET /v1/client/{machine}/patches?kernel=..., POST
 /v1/client/{machine}/report take its machine token; GET /v1/patches/{filename} serves
-tarballs; GET /v1/sync/patches takes a sync token. GET /healthz is liveness, GET /readyz
-readiness (database, root keys under this KEK, signing certificates; 503 names what fails).
+tarballs; GET /v1/sync/patches takes a sync token. POST /v1/admin/logout ends the
+presented macaroon, POST /v1/admin/revocations ends a user's or everyone's.
+GET /healthz is liveness, GET /readyz readiness (database, root keys under this KEK,
+signing certificates; 503 names what fails).
 Security events are JSON log records on stderr with an "event" attribute; with
 --metrics-listen they are also counted as Prometheus metrics.
 Signals: SIGTERM/SIGINT drain for --shutdown-timeout, then exit (0 if the drain completed);
-SIGHUP reloads --admin-users-file and --signing-cert.`)
+SIGHUP re-reads --admin-users-file (removed users' macaroons end) and --signing-cert.`)
 	o.RegisterFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -82,7 +84,7 @@ SIGHUP reloads --admin-users-file and --signing-cert.`)
 	for {
 		select {
 		case <-hup:
-			_ = s.Reload() // logged; the old settings stay on an error
+			_ = s.Reload(ctx) // logged; the old settings stay on an error
 			continue
 		case <-ctx.Done():
 		case <-s.Done():

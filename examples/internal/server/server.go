@@ -214,10 +214,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		s.ln.Close()
 		return nil, cli.Usagef("--public-url must be an https URL, got %q", o.PublicURL)
 	}
-	if s.mac, err = newMacaroons(ctx, o, s.db, log); err != nil {
+	if s.mac, err = newMacaroons(ctx, o, s.db, s.admin.users.check, log); err != nil {
 		s.ln.Close()
 		return nil, err
 	}
+	s.admin.users.mu.Lock()
+	s.admin.users.removed = func(ctx context.Context, user string) {
+		// Logged by macaroon (macaroon_revoked); on a failure the user
+		// check still refuses them while they stay removed.
+		if err := s.mac.svc.RevokeUser(context.WithoutCancel(ctx), user, time.Time{}); err != nil {
+			s.log.Error("revoking a removed admin's logins", "event", "admin_revoke_failed", "user", user, "error", err.Error())
+		}
+	}
+	s.admin.users.mu.Unlock()
 	// A KEK that cannot open the root keys already in the database would
 	// start a server whose every login fails: refuse now, saying why.
 	if err := s.checkRootKeys(ctx); err != nil {
@@ -346,16 +355,17 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.serveErr
 }
 
-// Reload re-reads what SIGHUP reloads: the admin users file and the
-// signing certificates (the TLS certificate files are re-read by
-// tlsconfig when they change). On an error nothing changes.
-func (s *Server) Reload() error {
+// Reload re-reads what SIGHUP reloads: the admin users file (removed
+// users are refused at once, their macaroons included) and the signing
+// certificates (the TLS certificate files are re-read by tlsconfig when
+// they change). On an error the current settings stay.
+func (s *Server) Reload(ctx context.Context) error {
 	v, err := loadVerifier(s.opts.SigningCerts)
 	if err != nil {
 		s.log.Error("reload refused", "event", "server_reload_failed", "error", err.Error())
 		return err
 	}
-	if err := s.admin.reload(s.opts, s.log); err != nil {
+	if err := s.ReloadAdminUsers(ctx); err != nil {
 		s.log.Error("reload refused", "event", "server_reload_failed", "error", err.Error())
 		return err
 	}
@@ -431,6 +441,13 @@ func coverHosts(f *pki.ServerFiles, hosts []string, log *slog.Logger) error {
 	}
 	log.Info("new TLS certificate for added host names", "event", "tls_cert_issued", "hosts", strings.Join(hosts, ","))
 	return nil
+}
+
+// ReloadAdminUsers re-reads --admin-users-file (SIGHUP): removed users are
+// refused at their next request, their macaroons included. On an error
+// the current users stay.
+func (s *Server) ReloadAdminUsers(ctx context.Context) error {
+	return s.admin.users.reload(ctx)
 }
 
 // Done is closed when the server stops serving.
