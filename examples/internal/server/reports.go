@@ -13,17 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/ident"
 	"github.com/lpsec/lpsec/report"
 )
 
-// StoredReport is the last report of a machine, as GET /v1/admin/reports
-// lists it.
-type StoredReport struct {
-	Machine  string          `json:"machine"`
-	Received time.Time       `json:"received"`
-	Report   json.RawMessage `json:"report"`
-}
+// StoredReport is api.StoredReport: the client package reads it without
+// importing the server.
+type StoredReport = api.StoredReport
 
 type reportStore interface {
 	put(ctx context.Context, r StoredReport) error
