@@ -23,18 +23,19 @@ func UserFromContext(ctx context.Context) (string, bool) {
 // user in the request context ([UserFromContext]). Others get 401 and the
 // challenge `Basic realm="<realm>", charset="UTF-8"`, with a body that
 // never says why; 429 with Retry-After when throttled; 503 with
-// Retry-After when too many checks are queued. Refusals are written by
-// [WithErrorWriter]'s writer, by default the JSON body every lpsec
-// middleware writes, {"code":"…","error":"…"}, with these codes:
-//
-//	status  code          when
-//	401     unauthorized  no, malformed or wrong credentials
-//	429     throttled     too many failures from the client or for the user
-//	503     overloaded    too many password checks queued The Authorization header is
-//
+// Retry-After when too many checks are queued. The Authorization header is
 // parsed by this package (RFC 7617): exactly one header, at most 4096
 // bytes, strict base64, a non-empty user-id, UTF-8 without control
 // characters.
+//
+// Refusals are written by [WithErrorWriter]'s writer, by default the JSON
+// body every lpsec middleware writes, {"code":"…","error":"…"}, with these
+// codes:
+//
+//	status  code          when
+//	401     unauthorized  no, malformed or wrong credentials
+//	429     throttled     too many failures from this client
+//	503     overloaded    too many password checks queued
 func (b *Basic) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := clientAddr(r, b.proxies)

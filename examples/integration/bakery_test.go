@@ -39,7 +39,7 @@ func startBakeryDeployment(t *testing.T) *bakeryDeployment {
 	d := &bakeryDeployment{contractToken: "contract-" + randHex(12)}
 	d.contracts = start(t, nil, "contracts", "--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "contracts"),
 		"--contract-tokens", d.contractToken)
-	d.server = start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec, "LPSEC_LOG_LEVEL=info"}, "server",
+	d.server = start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec, "LPSEC_SERVER_LOG_LEVEL=info"}, "server",
 		append(serverArgs(f, filepath.Join(dir, "server")),
 			"--contracts-url", d.contracts.URL, "--contracts-public-key", d.contracts.line(t, `public key (\S+) `))...)
 	d.caBundle = bundle(t, dir, d.server.line(t, `CA in (\S+) \(`), d.contracts.line(t, `CA in (\S+)`))
@@ -275,7 +275,7 @@ func TestStockPythonBakeryClientRegisters(t *testing.T) {
 func TestLoginMacaroonRoundTrip(t *testing.T) {
 	t.Parallel()
 	f := getFixtures(t)
-	srv := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec}, "server", serverArgs(f, filepath.Join(t.TempDir(), "server"))...)
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server", serverArgs(f, filepath.Join(t.TempDir(), "server"))...)
 	admin, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))
 	if err != nil {
 		t.Fatal(err)
