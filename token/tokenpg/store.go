@@ -218,15 +218,17 @@ func (s *Store) AuthenticateRegistration(ctx context.Context, tok string) (token
 	return r, nil
 }
 
-// Register implements Store. One transaction of four round trips for a
-// new machine name: lock the name's live record (FOR UPDATE; no lock is
-// taken when the name has none, and a concurrent first registration then
-// loses on the unique index as ErrMachineTaken), then one statement that
-// takes a use (an UPDATE ... WHERE uses_left > 0, which re-checks the
-// count after any wait, so counts stay exact) and inserts the machine, then
-// COMMIT. The registration token's row is locked only from that statement
-// to COMMIT, and an Unlimited token's row is only read, never locked, so
-// a fleet enrolling at once on one token does not queue behind it.
+// Register implements Store. A new machine name costs two round trips and
+// no explicit transaction: a read of the name's live record, then one
+// autocommit statement that takes a use (an UPDATE ... WHERE uses_left > 0,
+// which re-checks the count after any wait, so counts stay exact) and
+// inserts the machine; a concurrent first registration of the same name
+// loses on the unique index as ErrMachineTaken with its use undone. The
+// registration token's row is locked only while that statement runs, and
+// an Unlimited token's row is only read, never locked, so a fleet enrolling
+// at once on one token does not queue behind it. A name that has a record
+// (rotation, retry, expired token) takes a transaction that row-locks that
+// record, revokes it, prunes the name's history and inserts.
 func (s *Store) Register(ctx context.Context, registrationToken, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
 	p, err := core.BuildRegister(opts)
 	if err != nil {
@@ -240,7 +242,7 @@ func (s *Store) Register(ctx context.Context, registrationToken, machine string,
 	m := token.Machine{ID: md.String(), Machine: machine, Registration: rd.String(),
 		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
 	in := insert{m: m, md: md, p: p, source: "registration", regID: rd.String(), tok: tok}
-	in.stmt = func(ctx context.Context, tx *sql.Tx, dec core.Decision, key any, until any) (string, error) {
+	in.stmt = func(ctx context.Context, tx querier, dec core.Decision, key any, until any) (string, error) {
 		// A retry takes no use; a fresh registration or a rotation takes
 		// one from a limited token (row-locked until COMMIT) or none from
 		// an unlimited one (a plain read).
@@ -271,7 +273,7 @@ func (s *Store) Register(ctx context.Context, registrationToken, machine string,
 		}
 		return tier, err
 	}
-	in.precheck = func(ctx context.Context, tx *sql.Tx, dec core.Decision) error {
+	in.precheck = func(ctx context.Context, tx querier, dec core.Decision) error {
 		// Say why the credential is refused before saying the name is
 		// taken: a caller without a valid token learns nothing about names.
 		return s.registrationRefusal(ctx, tx, rd, now, dec != core.Retry)
@@ -281,7 +283,7 @@ func (s *Store) Register(ctx context.Context, registrationToken, machine string,
 
 // registrationRefusal says why a registration token cannot be used now;
 // nil if it can.
-func (s *Store) registrationRefusal(ctx context.Context, tx *sql.Tx, rd core.Digest, now time.Time, consume bool) error {
+func (s *Store) registrationRefusal(ctx context.Context, tx querier, rd core.Digest, now time.Time, consume bool) error {
 	r, err := scanRegistration(tx.QueryRowContext(ctx,
 		`SELECT `+registrationCols+` FROM lpsec_token_registration WHERE id = $1`, rd[:]))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -321,7 +323,7 @@ func (s *Store) RegisterExternal(ctx context.Context, ext token.External, machin
 	m := token.Machine{ID: md.String(), Machine: machine, Tier: ext.Tier, Issuer: ext.Issuer, ExternalRef: ext.Ref,
 		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
 	in := insert{m: m, md: md, p: p, source: "external", issuer: ext.Issuer, tok: tok}
-	in.stmt = func(ctx context.Context, tx *sql.Tx, _ core.Decision, key any, until any) (string, error) {
+	in.stmt = func(ctx context.Context, tx querier, _ core.Decision, key any, until any) (string, error) {
 		_, err := tx.ExecContext(ctx, `INSERT INTO lpsec_token_machine
 			(id, machine, tier, issuer, external_ref, created, valid_until, retry_key, retry_until)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -341,17 +343,84 @@ type insert struct {
 	regID    string
 	issuer   string
 	tok      string
-	stmt     func(ctx context.Context, tx *sql.Tx, dec core.Decision, key, until any) (tier string, err error)
-	precheck func(ctx context.Context, tx *sql.Tx, dec core.Decision) error
+	stmt     func(ctx context.Context, q querier, dec core.Decision, key, until any) (tier string, err error)
+	precheck func(ctx context.Context, q querier, dec core.Decision) error
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func (s *Store) register(ctx context.Context, in insert, now time.Time) (string, token.Machine, error) {
+	// The common case, a name never registered (a fleet enrolling): no
+	// transaction, one statement that takes the use and inserts, in
+	// autocommit, so the registration token's row is locked only while that
+	// statement runs, never across a round trip. A concurrent registration
+	// of the same name between the read and the insert makes the insert
+	// fail on the unique index (the whole statement, use included, is
+	// undone): ErrMachineTaken.
+	live, _, err := s.readLive(ctx, s.db, in.m.Machine, false)
+	if err != nil {
+		return "", token.Machine{}, s.logUnavailable(ctx, "register: read live", err)
+	}
+	if live == nil {
+		var key, until any
+		if in.p.HasKey {
+			key, until = in.p.RetryKey[:], s.cfg.RetryUntil(now)
+		}
+		tier, err := in.stmt(ctx, s.db, core.Fresh, key, until)
+		if err != nil {
+			return "", token.Machine{}, s.insertFailed(ctx, in, err)
+		}
+		return s.registered(ctx, in, tier, nil, core.Fresh)
+	}
+	return s.registerTx(ctx, in, now)
+}
+
+// insertFailed turns an insert's error into the store's.
+func (s *Store) insertFailed(ctx context.Context, in insert, err error) error {
+	if errors.Is(err, token.ErrUnknown) || errors.Is(err, token.ErrRevoked) || errors.Is(err, token.ErrExpired) ||
+		errors.Is(err, token.ErrExhausted) || errors.Is(err, token.ErrUnavailable) {
+		return err
+	}
+	if isUniqueViolation(err) {
+		// A concurrent registration of the same name won.
+		core.LogTaken(ctx, s.cfg.Log, in.source, in.md)
+		return token.ErrMachineTaken
+	}
+	return s.logUnavailable(ctx, "register: insert", err)
+}
+
+func (s *Store) registered(ctx context.Context, in insert, tier string, live *core.Live, dec core.Decision) (string, token.Machine, error) {
+	m := in.m
+	m.Tier = tier
+	if in.source == "registration" {
+		rd, _ := core.ParseID(in.regID)
+		core.LogRegistered(ctx, s.cfg.Log, rd, in.md)
+	} else {
+		core.LogRegisteredExternal(ctx, s.cfg.Log, in.issuer, in.md)
+	}
+	switch {
+	case live == nil:
+	case dec == core.Retry:
+		core.LogRetried(ctx, s.cfg.Log, live.ID, in.md)
+	default:
+		core.LogReplaced(ctx, s.cfg.Log, live.ID, in.md)
+	}
+	return in.tok, m, nil
+}
+
+// registerTx is register for a name that has a non-revoked record: one
+// transaction that locks that record.
+func (s *Store) registerTx(ctx context.Context, in insert, now time.Time) (string, token.Machine, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: begin", err)
 	}
 	defer tx.Rollback()
-	live, oldKey, err := s.lockLive(ctx, tx, in.m.Machine)
+	live, oldKey, err := s.readLive(ctx, tx, in.m.Machine, true)
 	if err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: read live", err)
 	}
@@ -387,49 +456,29 @@ func (s *Store) register(ctx context.Context, in insert, now time.Time) (string,
 	}
 	tier, err := in.stmt(ctx, tx, dec, key, until)
 	if err != nil {
-		if errors.Is(err, token.ErrUnknown) || errors.Is(err, token.ErrRevoked) || errors.Is(err, token.ErrExpired) ||
-			errors.Is(err, token.ErrExhausted) || errors.Is(err, token.ErrUnavailable) {
-			return "", token.Machine{}, err
-		}
-		if isUniqueViolation(err) {
-			// A concurrent registration of the same name won.
-			core.LogTaken(ctx, s.cfg.Log, in.source, in.md)
-			return "", token.Machine{}, token.ErrMachineTaken
-		}
-		return "", token.Machine{}, s.logUnavailable(ctx, "register: insert", err)
+		return "", token.Machine{}, s.insertFailed(ctx, in, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: commit", err)
 	}
-	m := in.m
-	m.Tier = tier
-	if in.source == "registration" {
-		rd, _ := core.ParseID(in.regID)
-		core.LogRegistered(ctx, s.cfg.Log, rd, in.md)
-	} else {
-		core.LogRegisteredExternal(ctx, s.cfg.Log, in.issuer, in.md)
-	}
-	switch {
-	case live == nil:
-	case dec == core.Retry:
-		core.LogRetried(ctx, s.cfg.Log, live.ID, in.md)
-	default:
-		core.LogReplaced(ctx, s.cfg.Log, live.ID, in.md)
-	}
-	return in.tok, m, nil
+	return s.registered(ctx, in, tier, live, dec)
 }
 
-// lockLive reads and row-locks the name's non-revoked record, if any.
-func (s *Store) lockLive(ctx context.Context, tx *sql.Tx, machine string) (*core.Live, []byte, error) {
+// readLive reads the name's non-revoked record, if any, row-locking it
+// with lock.
+func (s *Store) readLive(ctx context.Context, q querier, machine string, lock bool) (*core.Live, []byte, error) {
 	var (
 		id, key          []byte
 		reg              []byte
 		issuer           sql.NullString
 		seen, vu, rUntil sql.NullTime
 	)
-	err := tx.QueryRowContext(ctx, `SELECT id, registration, issuer, last_seen, valid_until, retry_key, retry_until
-		FROM lpsec_token_machine WHERE machine = $1 AND NOT revoked FOR UPDATE`, machine).
-		Scan(&id, &reg, &issuer, &seen, &vu, &key, &rUntil)
+	query := `SELECT id, registration, issuer, last_seen, valid_until, retry_key, retry_until
+		FROM lpsec_token_machine WHERE machine = $1 AND NOT revoked`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	err := q.QueryRowContext(ctx, query, machine).Scan(&id, &reg, &issuer, &seen, &vu, &key, &rUntil)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}

@@ -2,7 +2,10 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -420,4 +423,88 @@ func runBounded(t *testing.T, h Harness) {
 			t.Fatalf("page past the end %+v, %q, %v", page, next, err)
 		}
 	})
+}
+
+// BoundedN is how many rotations TestBoundedRotations makes:
+// LPSEC_BOUNDED_N, default 2,000 (bench/register.sh runs 300,000).
+func BoundedN(t *testing.T) int {
+	t.Helper()
+	n := 2000
+	if v := os.Getenv("LPSEC_BOUNDED_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("LPSEC_BOUNDED_N=%q is not a positive number", v)
+		}
+	}
+	return n
+}
+
+// Bounded rotates one machine name n times with one unlimited token and
+// checks that the store keeps KeepReplaced+1 records for it and that the
+// admin list (every page, as JSON) stays the same size; size reports the
+// bytes the store holds. maintain, if not nil, runs every 1,000 rotations
+// (PostgreSQL: the VACUUM that autovacuum would run). It logs the figures.
+func Bounded(t *testing.T, s token.Store, n int, size func() int64, maintain func()) {
+	ctx := context.Background()
+	reg, _ := mustIssueRegistration(t, s, token.Registration{Tier: "t", Name: "fleet", Uses: token.Unlimited})
+	cur, _ := mustRegister(t, s, reg, "m")
+	listBytes := func() (int, int) {
+		ms := allMachinesLimit(t, s, token.MaxListLimit)
+		js, err := json.Marshal(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms), len(js)
+	}
+	for range token.KeepReplaced + 1 {
+		next, _, err := s.Register(ctx, reg, "m", token.WithCurrentToken(cur))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur = next
+	}
+	recs0, list0 := listBytes()
+	size0 := size()
+	start := time.Now()
+	for i := range n {
+		next, _, err := s.Register(ctx, reg, "m", token.WithCurrentToken(cur))
+		if err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		cur = next
+		if maintain != nil && i%1000 == 999 {
+			maintain()
+		}
+	}
+	took := time.Since(start)
+	recs, list := listBytes()
+	sz := size()
+	mustWork(t, s, "last token", cur)
+	t.Logf("bounded: %d rotations in %v (%.0f/s); records %d -> %d; admin list %d -> %d bytes; store %d -> %d bytes",
+		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), recs0, recs, list0, list, size0, sz)
+	// The list's JSON may differ by a few bytes of timestamp precision.
+	if recs != token.KeepReplaced+1 || recs != recs0 || list > list0+64 {
+		t.Fatalf("state grew: %d records (want %d), admin list %d -> %d bytes", recs, token.KeepReplaced+1, list0, list)
+	}
+	// Allow slack for allocator and page granularity, not for growth with n.
+	if sz > 2*size0+(1<<20) {
+		t.Fatalf("store grew from %d to %d bytes over %d rotations", size0, sz, n)
+	}
+}
+
+func allMachinesLimit(t *testing.T, s token.Store, limit int) []token.Machine {
+	t.Helper()
+	out := []token.Machine{}
+	after := ""
+	for {
+		page, next, err := s.ListMachines(context.Background(), after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out
+		}
+		after = next
+	}
 }
