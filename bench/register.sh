@@ -18,3 +18,7 @@ cd "$(dirname "$0")/.."
 ./bench/ratio.sh ./token/ '^BenchmarkListMachinesPage' -benchtime "${BENCHTIME:-3s}" "$@"
 LPSEC_BOUNDED_N="${BOUNDED_N:-300000}" ./scripts/with-postgres.sh \
   go test -run '^TestBoundedRotations' -v -timeout 30m ./token/ ./token/tokenpg/ | grep -E 'bounded|^(ok|FAIL|---)'
+# The same over the wire: the example server (memory, then PostgreSQL),
+# its RSS, machine list and admin list size.
+LPSEC_WIRE_ROTATIONS="${BOUNDED_N:-300000}" ./scripts/with-postgres.sh \
+  go test -run '^TestRotationsOverTheWire' -v -timeout 60m ./examples/integration/ | grep -E 'wire bounded|^(ok|FAIL|---)'

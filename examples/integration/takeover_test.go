@@ -386,3 +386,100 @@ func mustList(t *testing.T, ctx context.Context, admin *client.Admin, kind strin
 	}
 	return l
 }
+
+// TestRotationsOverTheWire: one machine re-enabled (rotated) many times
+// through the server leaves the server's memory, the machine list and (on
+// PostgreSQL) the machine table bounded (issue 14: 300,000
+// re-registrations grew the server from 161 MB to 778 MB and the admin
+// list to 74.5 MB). LPSEC_WIRE_ROTATIONS sets the count (default 300;
+// bench/register.sh runs 300,000). The figures are logged.
+func TestRotationsOverTheWireMemory(t *testing.T) {
+	t.Parallel()
+	runRotations(t, "")
+}
+
+func TestRotationsOverTheWirePostgres(t *testing.T) {
+	t.Parallel()
+	runRotations(t, pgtest.Database(t))
+}
+
+func rssKB(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Skipf("no /proc to read the server's memory: %v", err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+func runRotations(t *testing.T, db string) {
+	n := 300
+	if v := os.Getenv("LPSEC_WIRE_ROTATIONS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("LPSEC_WIRE_ROTATIONS=%q", v)
+		}
+	}
+	f := getFixtures(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	d := &deployment{dir: t.TempDir(), reportKey: "k1:" + randHex(32), kek: randB64(32), db: db}
+	d.a = start(t, d.serverEnv(f), "server", serverArgs(f, filepath.Join(d.dir, "server"))...)
+	admin, err := client.NewAdmin(d.a.URL, d.a.line(t, `CA in (\S+) \(`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Login(ctx, "alice", f.password); err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := admin.IssueToken(ctx, "auth-tokens", api.IssueTokenRequest{Name: "fleet", Uses: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wire{t: t, ctx: ctx, url: d.a.URL, hc: admin.HTTP()}
+	machine := randHex(16)
+	code, e, rr := w.register(machine, http.Header{"Authorization": {"Bearer " + fleet.Token}})
+	if code != 200 {
+		t.Fatalf("enable: %d %+v", code, e)
+	}
+	cur := rr.MachineToken
+	rotate := func() {
+		code, e, rr := w.register(machine, http.Header{"Authorization": {"Bearer " + fleet.Token}, api.HeaderCurrentToken: {cur}})
+		if code != 200 {
+			t.Fatalf("rotation: %d %+v", code, e)
+		}
+		cur = rr.MachineToken
+	}
+	listBytes := func() (int, int) {
+		ms := mustList(t, ctx, admin, "machines")
+		js, _ := json.Marshal(ms)
+		return len(ms), len(js)
+	}
+	for range 10 {
+		rotate()
+	}
+	recs0, list0 := listBytes()
+	rss0 := rssKB(t, d.a.cmd.Process.Pid)
+	start := time.Now()
+	for range n {
+		rotate()
+	}
+	took := time.Since(start)
+	recs, list := listBytes()
+	rss := rssKB(t, d.a.cmd.Process.Pid)
+	t.Logf("wire bounded (%s): %d rotations in %v (%.0f/s); machine records %d -> %d; admin list %d -> %d bytes; server RSS %d -> %d kB",
+		map[bool]string{true: "postgresql", false: "memory"}[db != ""], n, took.Round(time.Millisecond), float64(n)/took.Seconds(),
+		recs0, recs, list0, list, rss0, rss)
+	if recs != recs0 || recs > 5 || list > list0+64 {
+		t.Fatalf("state grew: %d -> %d records, list %d -> %d bytes", recs0, recs, list0, list)
+	}
+	if !w.tokenWorks(machine, cur) {
+		t.Fatal("the last token does not work")
+	}
+}
