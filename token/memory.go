@@ -100,8 +100,8 @@ func (s *MemoryStore) AuthenticateRegistration(ctx context.Context, tok string) 
 		return Registration{}, err
 	}
 	now := s.cfg.Clock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	r, ok := s.regs[d]
 	if !ok {
 		return Registration{}, ErrUnknown
@@ -502,12 +502,12 @@ func (s *MemoryStore) ListRegistrations(ctx context.Context) ([]Registration, er
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	out := make([]Registration, 0, len(s.regs))
 	for _, r := range s.regs {
 		out = append(out, *r)
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return older(out[i].Created, out[i].ID, out[j].Created, out[j].ID) })
 	return out, nil
 }
@@ -553,12 +553,12 @@ func (s *MemoryStore) ListSyncs(ctx context.Context) ([]Sync, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	out := make([]Sync, 0, len(s.syncs))
 	for _, sy := range s.syncs {
 		out = append(out, *sy)
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return older(out[i].Created, out[i].ID, out[j].Created, out[j].ID) })
 	return out, nil
 }
