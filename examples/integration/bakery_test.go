@@ -124,6 +124,9 @@ func TestStockGoBakeryClientRegisters(t *testing.T) {
 			t.Fatalf("round trip %d: %+v, want %+v", i, rec.log[i], want[i])
 		}
 	}
+	// Stopped first: Wait returns only once its stderr is fully copied, so
+	// the count cannot race the copy.
+	d.contracts.stop(t)
 	if n := strings.Count(d.contracts.stderr.String(), `"event":"discharge_granted"`); n != 1 {
 		t.Fatalf("entitlement service granted %d discharges, want 1", n)
 	}
@@ -263,6 +266,9 @@ func TestStockPythonBakeryClientRegisters(t *testing.T) {
 			t.Fatalf("round trip %d: %v, want %v", i, res.Log[i], want[i])
 		}
 	}
+	// Stopped first: Wait returns only once its stderr is fully copied, so
+	// the count cannot race the copy.
+	d.contracts.stop(t)
 	if n := strings.Count(d.contracts.stderr.String(), `"event":"discharge_granted"`); n != 1 {
 		t.Fatalf("entitlement service granted %d discharges, want 1", n)
 	}
