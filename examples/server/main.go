@@ -20,6 +20,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
@@ -38,7 +40,9 @@ Routes: POST /v1/admin/login (Basic) returns an admin macaroon; /v1/admin/auth-t
 /v1/admin/reports take it ("Authorization: Macaroon ..."). PUT /v1/client/{machine}
 registers a machine; GET /v1/client/{machine}/patches?kernel=..., POST
 /v1/client/{machine}/report take its machine token; GET /v1/patches/{filename} serves
-tarballs; GET /v1/sync/patches takes a sync token; GET /healthz.
+tarballs; GET /v1/sync/patches takes a sync token; GET /healthz. POST /v1/admin/logout
+ends the presented macaroon, POST /v1/admin/revocations ends a user's or everyone's.
+SIGHUP re-reads --admin-users-file.
 Security events are JSON log records on stderr with an "event" attribute.`)
 	o.RegisterFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
@@ -58,9 +62,21 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 		fmt.Printf("lpsec server: TLS certificate made by the CA in %s (clients: --ca-certs %s)\n", s.CAFile, s.CAFile)
 	}
 	fmt.Printf("lpsec server: listening on %s (store: %s)\n", s.URL, storeName(o))
-	select {
-	case <-ctx.Done():
-	case <-s.Done():
+	// SIGHUP re-reads --admin-users-file (edits are also noticed at the
+	// next admin request); an unreadable file keeps the current users.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-hup:
+			_ = s.ReloadAdminUsers(ctx) // logged
+		case <-ctx.Done():
+			break wait
+		case <-s.Done():
+			break wait
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -26,7 +26,7 @@ func (s *Server) Handler() http.Handler {
 	})
 
 	// Admin: Basic once, for a macaroon; then one operation per endpoint.
-	mux.Handle("POST /v1/admin/login", s.admin.wrap(http.HandlerFunc(s.login)))
+	mux.Handle("POST /v1/admin/login", s.admin.users.refreshing(s.admin.wrap(http.HandlerFunc(s.login))))
 	mux.Handle("POST /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensCreate, s.issueRegistration))
 	mux.Handle("GET /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensList, s.listRegistrations))
 	mux.Handle("DELETE /v1/admin/auth-tokens/{id}", s.mac.require(api.OpAuthTokensRevoke, s.revoke(s.tokens.RevokeRegistration)))
@@ -39,6 +39,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/admin/patches", s.mac.require(api.OpPatchesList, s.listAllPatches))
 	mux.Handle("POST /v1/admin/sync", s.mac.require(api.OpSyncRun, s.runSync))
 	mux.Handle("GET /v1/admin/reports", s.mac.require(api.OpReportsList, s.listReports))
+	mux.Handle("POST /v1/admin/logout", s.mac.require(api.OpLogout, s.mac.logout))
+	mux.Handle("POST /v1/admin/revocations", s.mac.require(api.OpSessionsRevoke, s.mac.revokeSessions))
 
 	// Clients.
 	mux.HandleFunc("PUT /v1/client/{machine}", s.register)
@@ -75,6 +77,12 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	user := s.admin.user(r.Context())
 	if user == "" {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+		return
+	}
+	// A file edited since the last admin request is re-read first, so a
+	// removed user's cached password cannot mint a new macaroon.
+	if err := s.admin.users.check(r.Context(), user); err != nil {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
 		return
 	}

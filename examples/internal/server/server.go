@@ -180,10 +180,19 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		s.ln.Close()
 		return nil, cli.Usagef("--public-url must be an https URL, got %q", o.PublicURL)
 	}
-	if s.mac, err = newMacaroons(ctx, o, s.db, log); err != nil {
+	if s.mac, err = newMacaroons(ctx, o, s.db, s.admin.users.check, log); err != nil {
 		s.ln.Close()
 		return nil, err
 	}
+	s.admin.users.mu.Lock()
+	s.admin.users.removed = func(ctx context.Context, user string) {
+		// Logged by macaroon (macaroon_revoked); on a failure the user
+		// check still refuses them while they stay removed.
+		if err := s.mac.svc.RevokeUser(context.WithoutCancel(ctx), user, time.Time{}); err != nil {
+			s.log.Error("revoking a removed admin's logins", "event", "admin_revoke_failed", "user", user, "error", err.Error())
+		}
+	}
+	s.admin.users.mu.Unlock()
 	if o.ContractsURL != "" {
 		if err := s.issueEntitledToken(ctx); err != nil {
 			s.ln.Close()
@@ -274,6 +283,13 @@ func (s *Server) Close(ctx context.Context) error {
 		err = s.serveErr
 	}
 	return err
+}
+
+// ReloadAdminUsers re-reads --admin-users-file (SIGHUP): removed users are
+// refused at their next request, their macaroons included. On an error
+// the current users stay.
+func (s *Server) ReloadAdminUsers(ctx context.Context) error {
+	return s.admin.users.reload(ctx)
 }
 
 // Done is closed when the server stops serving.
