@@ -54,6 +54,9 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"plaintext password", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:hunter2hunter2"), []string{"--admin-users", "alice"}},
 		{"bad env duration", []string{"LPSEC_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"LPSEC_SYNC_INTERVAL"}},
 		{"database without KEK", []string{"LPSEC_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
+		{"OIDC issuer without client", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1"), []string{"--oidc-issuer, --oidc-client-id and --oidc-admin-claim go together"}},
+		{"OIDC admin claim without value", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups"), []string{"CLAIM=VALUE"}},
+		{"http OIDC issuer", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups=x"), []string{"--oidc-issuer", "not an https URL"}},
 		{"http contracts URL", nil, append(base, "--signing-cert", f.cert, "--contracts-url", "http://127.0.0.1:1", "--contracts-public-key", "x"), []string{"--contracts"}},
 	}
 	for _, tc := range cases {
