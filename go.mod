@@ -18,6 +18,7 @@ require (
 	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.62.0
 	golang.org/x/oauth2 v0.38.0
+	golang.org/x/term v0.48.0
 	gopkg.in/errgo.v1 v1.0.1
 	gopkg.in/macaroon.v2 v2.1.0
 )

@@ -14,7 +14,7 @@ import (
 
 func TestHelpAndUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"server", "client", "contracts", "patchtool"} {
+	for _, name := range []string{"server", "client", "contracts", "patchtool", "admin"} {
 		r := run(t, nil, name, "-h")
 		if r.code != 0 || !strings.Contains(r.stdout, "usage:") {
 			t.Errorf("%s -h: exit %d, stdout %q", name, r.code, r.stdout)
@@ -31,6 +31,11 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	for _, sub := range []string{"enable", "status", "refresh", "report", "machine-id"} {
 		if r := run(t, nil, "client", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_") && sub != "machine-id" {
 			t.Errorf("client %s -h: exit %d %q", sub, r.code, r.stdout)
+		}
+	}
+	for _, sub := range []string{"login", "logout", "tokens", "machines", "patches", "reports", "sync"} {
+		if r := run(t, nil, "admin", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_SESSION_FILE") {
+			t.Errorf("admin %s -h: exit %d %q", sub, r.code, r.stdout)
 		}
 	}
 	if r := run(t, nil, "client", "bogus"); r.code != 2 {

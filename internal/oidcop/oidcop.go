@@ -7,6 +7,9 @@
 // claim in ID tokens (the example sets none), as real deployments
 // configure their provider to do.
 //
+// The example's device login records the login name as the subject; the
+// wrapper records the user's ID, as the code flow does.
+//
 // Only tests import this package; the lpsec packages link none of it.
 package oidcop
 
@@ -72,7 +75,7 @@ func Start(t testing.TB) *Provider {
 		OtherClientID:  storage.WebClient(OtherClientID, WebClientSecret, RedirectURI),
 		DeviceClientID: storage.DeviceClient(DeviceClientID, DeviceSecret),
 	}
-	p.store = &store{Storage: storage.NewStorageWithClients(users, clients)}
+	p.store = &store{Storage: storage.NewStorageWithClients(users, clients), users: users}
 	p.store.rotate()
 	router := exampleop.SetupServer(p.Issuer, p.store, slog.New(slog.DiscardHandler), false)
 	p.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -215,8 +218,9 @@ func (j *cookieJar) Cookies(*url.URL) []*http.Cookie {
 // store is the example storage with rotating keys and a groups claim.
 type store struct {
 	*storage.Storage
-	mu   sync.Mutex
-	keys []*key // current first
+	users storage.UserStore
+	mu    sync.Mutex
+	keys  []*key // current first
 }
 
 type key struct {
@@ -269,6 +273,16 @@ func (s *store) KeySet(context.Context) ([]op.Key, error) {
 		ks = append(ks, pub{k})
 	}
 	return ks, nil
+}
+
+// CompleteDeviceAuthorization records the user's ID as the subject: the
+// example's device login passes the login name, which its own user
+// lookup (by ID) then cannot find when it writes the ID token.
+func (s *store) CompleteDeviceAuthorization(ctx context.Context, userCode, username string) error {
+	if u := s.users.GetUserByUsername(username); u != nil {
+		username = u.ID
+	}
+	return s.Storage.CompleteDeviceAuthorization(ctx, userCode, username)
 }
 
 func (s *store) SetUserinfoFromRequest(ctx context.Context, info *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
