@@ -190,7 +190,11 @@ func WithAlgorithms(algs ...string) Option {
 // WithKeyRefresh sets the least time between two fetches of the key set
 // (default DefaultKeyRefreshInterval) and how long fetched keys are used
 // without a successful refetch (default DefaultKeyMaxAge). Both must be
-// positive and maxAge at least interval.
+// positive and maxAge at least interval. The interval is also how long a
+// token signed with a key published since the last fetch may be refused
+// (ErrUnknownKey), and how long after a failed fetch the next is tried:
+// providers publish a new key before signing with it, so a short interval
+// matters only for providers that do not.
 func WithKeyRefresh(interval, maxAge time.Duration) Option {
 	return Option{"WithKeyRefresh", func(s *settings) error {
 		if interval <= 0 || maxAge <= 0 {

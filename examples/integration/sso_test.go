@@ -128,7 +128,7 @@ func TestSSOLogin(t *testing.T) {
 	}
 
 	logs := s.stderr.String()
-	for _, want := range []string{`"event":"sso_login"`, `"reason":"not_admin"`, `"reason":"audience"`, `"reason":"algorithm"`, `"reason":"signature"`} {
+	for _, want := range []string{`"event":"sso_login"`, `"reason":"not_admin"`, `"reason":"audience"`, `"reason":"algorithm"`, `"reason":"signature"`, `"reason":"too_large"`, `"reason":"malformed"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("server log lacks %s", want)
 		}

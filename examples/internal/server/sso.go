@@ -20,6 +20,7 @@ import (
 type sso struct {
 	v      *oidc.Verifier
 	prefix string // issuer + "#": the user names SSO logins declare
+	log    *slog.Logger
 }
 
 func newSSO(ctx context.Context, o Options, log *slog.Logger) (*sso, error) {
@@ -49,7 +50,7 @@ func newSSO(ctx context.Context, o Options, log *slog.Logger) (*sso, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--oidc-issuer: %w", err)
 	}
-	return &sso{v: v, prefix: o.OIDCIssuer + "#"}, nil
+	return &sso{v: v, prefix: o.OIDCIssuer + "#", log: log}, nil
 }
 
 type ssoUserKey struct{}
@@ -72,9 +73,15 @@ func (s *sso) bearer(w http.ResponseWriter, r *http.Request, next http.Handler) 
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ssoUserKey{}, id.User)))
 			return true
 		}
+		// Logged by the verifier (sso_refused with the reason).
+	} else {
+		reason := "malformed"
+		if errors.Is(err, authheader.ErrTooLong) {
+			reason = "too_large"
+		}
+		s.log.Warn("sso login refused", "event", "sso_refused", "reason", reason)
 	}
-	// Logged by the verifier (sso_refused with the reason); the answer
-	// does not say why, as for Basic.
+	// The answer does not say why, as for Basic.
 	w.Header().Set("WWW-Authenticate", `Bearer realm="lpsec admin", error="invalid_token"`)
 	status := http.StatusUnauthorized
 	if errors.Is(err, oidc.ErrProviderUnavailable) {
