@@ -14,7 +14,7 @@
 //	go run ./examples/admin reports
 //	go run ./examples/admin logout
 //
-// Flags have LPSEC_* equivalents (--server is LPSEC_SERVER). Exit codes:
+// Flags have LPSEC_ADMIN_* equivalents (--server is LPSEC_ADMIN_SERVER). Exit codes:
 // 0 success, 1 failure, 2 usage error.
 package main
 

@@ -30,12 +30,12 @@ func TestAdminCLI(t *testing.T) {
 	if err := os.WriteFile(idpCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Server.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec}, "server", append(serverArgs(f, filepath.Join(dir, "srv")),
+	s := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server", append(serverArgs(f, filepath.Join(dir, "srv")),
 		"--oidc-issuer", p.Issuer, "--oidc-client-id", oidcop.DeviceClientID,
 		"--oidc-admin-claim", oidcop.GroupsClaim+"="+oidcop.AdminGroup, "--oidc-ca-certs", idpCA)...)
 	ca := s.line(t, `CA in (\S+) \(`)
 	sessionFile := filepath.Join(dir, "cfg", "session.json")
-	env := []string{"LPSEC_SESSION_FILE=" + sessionFile, "LPSEC_OIDC_CLIENT_SECRET=" + oidcop.DeviceSecret}
+	env := []string{"LPSEC_ADMIN_SESSION_FILE=" + sessionFile, "LPSEC_ADMIN_OIDC_CLIENT_SECRET=" + oidcop.DeviceSecret}
 
 	// Device flow: read the code from stderr, approve it at the provider.
 	cmd := exec.Command(exe(t, "admin"), "login", "--server", s.URL, "--ca-certs", ca, "--sso",

@@ -20,7 +20,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 			t.Errorf("%s -h: exit %d, stdout %q", name, r.code, r.stdout)
 		}
 		if name == "server" || name == "contracts" {
-			if !strings.Contains(r.stdout, "$LPSEC_LISTEN") {
+			if !strings.Contains(r.stdout, "$LPSEC_"+strings.ToUpper(name)+"_LISTEN") {
 				t.Errorf("%s -h does not name the environment variables", name)
 			}
 		}
@@ -34,7 +34,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		}
 	}
 	for _, sub := range []string{"login", "logout", "tokens", "machines", "patches", "reports", "sync"} {
-		if r := run(t, nil, "admin", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_SESSION_FILE") {
+		if r := run(t, nil, "admin", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_ADMIN_SESSION_FILE") {
 			t.Errorf("admin %s -h: exit %d %q", sub, r.code, r.stdout)
 		}
 	}
@@ -57,8 +57,8 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"no signing cert", nil, base, []string{"--signing-cert is required"}},
 		{"SHA-1 htpasswd hash", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="), []string{"--admin-users", "alice"}},
 		{"plaintext password", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:hunter2hunter2"), []string{"--admin-users", "alice"}},
-		{"bad env duration", []string{"LPSEC_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"LPSEC_SYNC_INTERVAL"}},
-		{"database without KEK", []string{"LPSEC_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
+		{"bad env duration", []string{"LPSEC_SERVER_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"$LPSEC_SERVER_SYNC_INTERVAL", `"soon"`, "want a Go duration"}},
+		{"database without KEK", []string{"LPSEC_SERVER_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
 		{"OIDC issuer without client", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1"), []string{"--oidc-issuer, --oidc-client-id and --oidc-admin-claim go together"}},
 		{"OIDC admin claim without value", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups"), []string{"CLAIM=VALUE"}},
 		{"http OIDC issuer", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups=x"), []string{"--oidc-issuer", "not an https URL"}},

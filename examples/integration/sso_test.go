@@ -37,7 +37,7 @@ func TestSSOLogin(t *testing.T) {
 	args := append(serverArgs(f, filepath.Join(dir, "a")),
 		"--oidc-issuer", p.Issuer, "--oidc-client-id", oidcop.WebClientID,
 		"--oidc-admin-claim", oidcop.GroupsClaim+"="+oidcop.AdminGroup, "--oidc-ca-certs", idpCA)
-	s := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec}, "server", args...)
+	s := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server", args...)
 	ca := s.line(t, `CA in (\S+) \(`)
 	a, err := client.NewAdmin(s.URL, ca)
 	if err != nil {
@@ -140,7 +140,7 @@ func TestSSOLogin(t *testing.T) {
 	// A second server, whose verifier has fetched no keys yet, with the
 	// provider down: a valid token is refused with 503 (fail closed), and
 	// Basic is unaffected.
-	b := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec}, "server", append(serverArgs(f, filepath.Join(dir, "b")), args[len(serverArgs(f, "")):]...)...)
+	b := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server", append(serverArgs(f, filepath.Join(dir, "b")), args[len(serverArgs(f, "")):]...)...)
 	ab, err := client.NewAdmin(b.URL, b.line(t, `CA in (\S+) \(`))
 	if err != nil {
 		t.Fatal(err)
