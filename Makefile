@@ -68,4 +68,4 @@ demo:
 	$(GO) run ./examples/demo
 
 bench:
-	$(GO) test -run '^$$$$' -bench . -benchmem ./...
+	./bench/all.sh

@@ -16,9 +16,10 @@
 # toolchain line in go.mod must move to it). Required-but-unreachable
 # findings are counted only.
 #
-# To refresh the snapshot: replace the line in tools/vulndb.version with
-#   go mod download -json golang.org/x/vulndb@master | jq -r '"\(.Path) \(.Version) \(.Sum)"'
-# (or its Path, Version and Sum fields read by hand) and run `make vulncheck`.
+# To refresh the snapshot: run
+#   go mod download -json golang.org/x/vulndb@latest
+# put its Path, Version and Sum on the one line of tools/vulndb.version (the
+# only place the snapshot is named), and run `make vulncheck`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
