@@ -17,6 +17,9 @@
 //   - the CPU time of the same run with one iteration (-test.benchtime=1x,
 //     the lowest of two runs) is subtracted: process start, set-up and the
 //     first iteration, so what is left is N iterations' work;
+//   - N is chosen so that the iterations take at least -benchtime and four
+//     times the set-up's CPU time (up to 3 s), so the set-up's own noise
+//     stays small beside them;
 //   - lpsec and baseline of a pair use the same N and alternate, sample by
 //     sample, so both see the same machine.
 //
@@ -101,7 +104,7 @@ type sample struct {
 
 type pair struct {
 	pkg, name string // name without the /lpsec, /baseline leaf
-	n         int
+	n         [2]int // iterations per sample: lpsec, baseline
 	lpsec     []sample
 	baseline  []sample
 }
@@ -206,28 +209,43 @@ func measure(p *pair, bin, dir string, raw *strings.Builder) error {
 			}
 			setup[i] = min(setup[i], cpu)
 		}
-		out, _, err := runBin(bin, dir, "-test.run=^$", "-test.bench="+exact(name), "-test.benchtime="+benchtime.String())
+		out, cpu, err := runBin(bin, dir, "-test.run=^$", "-test.bench="+exact(name), "-test.benchtime="+benchtime.String())
 		if err != nil {
 			return err
 		}
-		_, ns, ok := parse(out, name)
+		n, ns, ok := parse(out, name)
 		if !ok {
 			return fmt.Errorf("%s %s: no result in\n%s", p.pkg, name, out)
 		}
+		// The CPU time of one operation, estimated from this run: on a
+		// loaded machine the wall time per operation can be many times
+		// that, and sizing N from it would leave too little work.
 		opNs[i] = max(ns, 1)
+		if c := float64(cpu-setup[i]) / float64(n); n > 0 && c > 0 {
+			opNs[i] = c
+		}
 	}
-	// One N for both, so that the iterations outweigh the set-up noise:
-	// at least -benchtime and twice the set-up (up to 2 s) of work.
-	work := max(float64(*benchtime), min(2*float64(max(setup[0], setup[1])), float64(2*time.Second)))
-	p.n = max(10, int(math.Ceil(work/max(opNs[0], opNs[1]))))
-	fmt.Fprintf(os.Stderr, "benchratio: %s %s: %d samples of %d iterations\n", p.pkg, p.name, *count, p.n)
+	// Enough iterations that they outweigh the set-up's noise: at least
+	// -benchtime and four times the set-up (up to 3 s) of CPU time. Variants
+	// within a factor of 2 of each other share one N, so that any
+	// per-run constant left after subtracting the set-up cancels out of
+	// their ratio; far-apart ones (a cache hit beside bcrypt) each get
+	// their own.
+	work := max(float64(*benchtime), min(4*float64(max(setup[0], setup[1])), float64(3*time.Second)))
+	p.n[0] = max(10, int(math.Ceil(work/opNs[0])))
+	p.n[1] = max(10, int(math.Ceil(work/opNs[1])))
+	if max(opNs[0], opNs[1]) <= 2*min(opNs[0], opNs[1]) {
+		p.n[0] = min(p.n[0], p.n[1])
+		p.n[1] = p.n[0]
+	}
+	fmt.Fprintf(os.Stderr, "benchratio: %s %s: %d samples of %d (lpsec) and %d (baseline) iterations\n", p.pkg, p.name, *count, p.n[0], p.n[1])
 	for s := range *count {
 		order := []int{0, 1}
 		if s%2 == 1 {
 			order = []int{1, 0}
 		}
 		for _, i := range order {
-			out, cpu, err := runBin(bin, dir, "-test.run=^$", "-test.bench="+exact(names[i]), fmt.Sprintf("-test.benchtime=%dx", p.n))
+			out, cpu, err := runBin(bin, dir, "-test.run=^$", "-test.bench="+exact(names[i]), fmt.Sprintf("-test.benchtime=%dx", p.n[i]))
 			if err != nil {
 				return err
 			}
@@ -235,14 +253,14 @@ func measure(p *pair, bin, dir string, raw *strings.Builder) error {
 			if !ok {
 				return fmt.Errorf("%s %s: no result in\n%s", p.pkg, names[i], out)
 			}
-			c := max(0, float64(cpu-setup[i])) / float64(p.n)
+			c := max(0, float64(cpu-setup[i])) / float64(p.n[i])
 			smp := sample{wallNs: ns, cpuNs: c}
 			if i == 0 {
 				p.lpsec = append(p.lpsec, smp)
 			} else {
 				p.baseline = append(p.baseline, smp)
 			}
-			fmt.Fprintf(raw, "pkg: github.com/lpsec/lpsec/%s\n%s\t%d\t%.1f ns/op\t%.1f cpu-ns/op\n", p.pkg, names[i], p.n, ns, c)
+			fmt.Fprintf(raw, "pkg: github.com/lpsec/lpsec/%s\n%s\t%d\t%.1f ns/op\t%.1f cpu-ns/op\n", p.pkg, names[i], p.n[i], ns, c)
 		}
 	}
 	return nil
