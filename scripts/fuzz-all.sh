@@ -31,9 +31,14 @@ trap 'rm -rf "$work"' EXIT
 cache=$(go env GOCACHE)/fuzz
 export FUZZCACHE=$cache
 
-# Packages with a fuzz target (a *_test.go file declaring func FuzzXxx).
-mapfile -t dirs < <(grep -rl --include='*_test.go' -E '^func Fuzz[A-Z0-9_]' . \
-  | grep -v -e '/testdata/' -e '^\./tools/' | xargs -n1 dirname | sort -u)
+# Packages with a fuzz target (a *_test.go file declaring func FuzzXxx),
+# or the package directories in $FUZZPKGS (e.g. FUZZPKGS="./token ./auth").
+if [ -n "${FUZZPKGS:-}" ]; then
+  read -r -a dirs <<<"$FUZZPKGS"
+else
+  mapfile -t dirs < <(grep -rl --include='*_test.go' -E '^func Fuzz[A-Z0-9_]' . \
+    | grep -v -e '/testdata/' -e '^\./tools/' | xargs -n1 dirname | sort -u)
+fi
 
 : >"$work/targets"
 for dir in "${dirs[@]}"; do
