@@ -16,7 +16,8 @@ RECORDS ?= $(CURDIR)/.cache/test-records
 # Each stage prints a progress line with the time it took; the stage times,
 # the skipped tests and their reasons come at the end (scripts/stages.sh).
 test:
-	@./scripts/stages.sh peers fmt-check vet staticcheck tools-test vulncheck unit allocs fuzz skips
+	@rm -f $(RECORDS)/totals
+	@TOTALS=$(RECORDS)/totals ./scripts/stages.sh peers fmt-check vet staticcheck tools-test vulncheck unit allocs fuzz skips
 
 peers:
 	@./scripts/debian-peers.sh
@@ -61,7 +62,8 @@ fuzz:
 # Tests skipped in every pass they ran in, with their reasons; with CI=true
 # any skip not listed in .ci/expected-skips fails.
 skips:
-	@$(GO) -C tools run ./testsum skips -module github.com/lpsec/lpsec -expected $(CURDIR)/.ci/expected-skips \
+	@mkdir -p $(RECORDS)
+	@$(GO) -C tools run ./testsum skips -module github.com/lpsec/lpsec -expected $(CURDIR)/.ci/expected-skips -totals $(RECORDS)/totals \
 	  $(if $(CI),-strict) $(RECORDS)/race.jsonl $(RECORDS)/allocs.jsonl
 
 demo:

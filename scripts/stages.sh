@@ -30,5 +30,8 @@ done
 printf '   %-12s %5d s\n' total $((SECONDS - start))
 if [ "$result" -ne 0 ]; then
   echo "== make test FAILED in stage ${names[-1]}"
+elif [ -n "${TOTALS:-}" ] && [ -f "$TOTALS" ]; then
+  # The closing count of every test run (the skips stage wrote it).
+  cat "$TOTALS"
 fi
 exit "$result"

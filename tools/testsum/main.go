@@ -38,8 +38,9 @@ func main() {
 		expected := fs.String("expected", "", "file of expected skips")
 		strict := fs.Bool("strict", false, "fail on a skip not in the expected file")
 		module := fs.String("module", "", "module path, trimmed from package names")
+		totals := fs.String("totals", "", "also write the closing count line to this file")
 		fs.Parse(os.Args[2:])
-		ok, err := skips(os.Stdout, *module, *expected, *strict, fs.Args())
+		ok, err := skips(os.Stdout, *module, *expected, *strict, *totals, fs.Args())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testsum:", err)
 			os.Exit(2)
@@ -215,13 +216,14 @@ func (x expectation) matches(pkg, test string) bool {
 
 // skips prints the tests skipped in every pass they appeared in and
 // reports false when strict and one of them was not expected.
-func skips(w io.Writer, module, expectedFile string, strict bool, files []string) (bool, error) {
+func skips(w io.Writer, module, expectedFile string, strict bool, totals string, files []string) (bool, error) {
 	expected, err := readExpected(expectedFile)
 	if err != nil {
 		return false, err
 	}
 	ran := map[string]bool{}
 	reasons := map[string]string{}
+	passes := 0
 	for _, name := range files {
 		f, err := os.Open(name)
 		if errors.Is(err, os.ErrNotExist) {
@@ -246,6 +248,7 @@ func skips(w io.Writer, module, expectedFile string, strict bool, files []string
 			switch r.Action {
 			case "pass":
 				ran[key] = true
+				passes++
 			case "skip":
 				if _, ok := reasons[key]; !ok || r.Reason != "" {
 					reasons[key] = r.Reason
@@ -289,6 +292,19 @@ func skips(w io.Writer, module, expectedFile string, strict bool, files []string
 		if strict {
 			fmt.Fprintln(w, "CI fails on a skip it did not expect: make the test run here, or add it to that file with the reason")
 			ok = false
+		}
+	}
+	// The closing count of the whole run: every pass of every test run,
+	// and the skips above.
+	failed := 0
+	if !ok {
+		failed = unexpected
+	}
+	line := fmt.Sprintf("tests: %d passed, %d failed, %d skipped\n", passes, failed, len(keys))
+	fmt.Fprint(w, line)
+	if totals != "" {
+		if err := os.WriteFile(totals, []byte(line), 0o644); err != nil {
+			return false, err
 		}
 	}
 	return ok, nil

@@ -78,7 +78,7 @@ func TestSkips(t *testing.T) {
 	write(expected, "# comment\n. TestMachineID/  # containers have no machine ID\n")
 
 	var out strings.Builder
-	ok, err := skips(&out, "m", expected, true, []string{race, allocs, filepath.Join(dir, "missing")})
+	ok, err := skips(&out, "m", expected, true, "", []string{race, allocs, filepath.Join(dir, "missing")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestSkips(t *testing.T) {
 		t.Error("strict with an unexpected skip: ok")
 	}
 	got := out.String()
-	for _, want := range []string{"skipped tests: 2\n", "  . TestMachineID/bind: no /etc/machine-id\n", "! a TestPeer: skipped: htpasswd not found\n", "1 skip(s) marked !"} {
+	for _, want := range []string{"skipped tests: 2\n", "  . TestMachineID/bind: no /etc/machine-id\n", "! a TestPeer: skipped: htpasswd not found\n", "1 skip(s) marked !", "tests: 1 passed, 1 failed, 2 skipped\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
 		}
@@ -94,11 +94,11 @@ func TestSkips(t *testing.T) {
 	if strings.Contains(got, "TestAllocs") {
 		t.Errorf("a test skipped under -race but run in the allocation pass is listed:\n%s", got)
 	}
-	if ok, _ := skips(&strings.Builder{}, "m", expected, false, []string{race, allocs}); !ok {
+	if ok, _ := skips(&strings.Builder{}, "m", expected, false, "", []string{race, allocs}); !ok {
 		t.Error("not strict: an unexpected skip failed")
 	}
 	write(expected, ". TestMachineID/\n")
-	if _, err := skips(&strings.Builder{}, "m", expected, true, []string{race}); err == nil {
+	if _, err := skips(&strings.Builder{}, "m", expected, true, "", []string{race}); err == nil {
 		t.Error("an expected skip without a reason: no error")
 	}
 }
