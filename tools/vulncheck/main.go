@@ -336,6 +336,11 @@ func report(r io.Reader, w io.Writer) (failed bool, err error) {
 		v := vulns[key]
 		if !v.reachable {
 			unreachable++
+			fix := "no fixed release yet"
+			if v.fixed != "" {
+				fix = "fixed in " + v.fixed
+			}
+			fmt.Fprintf(w, "not reached  %s %s %s: %s; %s\n", v.id, v.module, v.version, summaries[v.id], fix)
 			continue
 		}
 		fix := "no fixed release yet"
