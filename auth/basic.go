@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,146 +47,33 @@ type userSet struct {
 	dummies []*credential
 }
 
-// Option configures [NewBasic].
-type Option func(*Basic) error
-
-// WithRealm sets the realm sent in the WWW-Authenticate challenge
-// (default "lpsec"). It must be printable ASCII without quotes or
-// backslashes, so that it needs no escaping.
-func WithRealm(realm string) Option {
-	return func(b *Basic) error {
-		if realm == "" || len(realm) > 128 {
-			return fmt.Errorf("auth: realm must be 1 to 128 bytes")
-		}
-		for i := 0; i < len(realm); i++ {
-			if c := realm[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-				return fmt.Errorf("auth: realm must be printable ASCII without quotes or backslashes")
-			}
-		}
-		b.realm = realm
-		return nil
-	}
-}
-
-// WithLogger sends security events to logger: records with event
-// "basicauth_authn_success" or "basicauth_authn_failed" and, on failure, a
-// reason ("user_not_found", "bad_password", "malformed_header",
-// "throttled", "overloaded"). Records carry the user name only when the
-// user exists (an unknown name is often a password typed in the wrong
-// field) and never a password. By default events are discarded.
-func WithLogger(logger *slog.Logger) Option {
-	return func(b *Basic) error {
-		if logger == nil {
-			return fmt.Errorf("auth: nil logger")
-		}
-		b.logger = logger
-		return nil
-	}
-}
-
-// WithMinimumCost sets the minimum cost a stored hash must have: the
-// bcrypt cost, and for argon2id a memory in KiB and a number of passes
-// whose product the hash's memory × passes must reach. The defaults are
-// 10, 19456 and 2. Lower them only in tests.
-func WithMinimumCost(bcryptCost int, argon2idMemoryKiB, argon2idPasses uint32) Option {
-	return func(b *Basic) error {
-		if bcryptCost < minBcryptCostHard || bcryptCost > maxBcryptCost {
-			return fmt.Errorf("%w: minimum bcrypt cost %d outside [%d, %d]", ErrHashCost, bcryptCost, minBcryptCostHard, maxBcryptCost)
-		}
-		b.minBcrypt = bcryptCost
-		b.minArgon2Work = uint64(argon2idMemoryKiB) * uint64(argon2idPasses)
-		return nil
-	}
-}
-
-// WithConcurrency allows at most hashes password hashes to be computed at
-// once (default GOMAXPROCS) and at most queue callers to wait for one
-// (default 4 × hashes). A caller beyond the queue is refused at once with
-// ErrOverloaded (the middleware answers 503 with Retry-After) instead of
-// piling up; a waiting caller gives up when its context is done.
-func WithConcurrency(hashes, queue int) Option {
-	return func(b *Basic) error {
-		if hashes < 1 || queue < 0 {
-			return fmt.Errorf("auth: concurrency needs hashes >= 1 and queue >= 0")
-		}
-		b.slots = make(chan struct{}, hashes)
-		b.queue = int64(queue)
-		return nil
-	}
-}
-
-// WithCache sets the success cache: a correct user and password are
-// remembered for ttl, at most size of them (default 1 minute, 1024). Zero
-// for either disables the cache. Failures are never cached; replacing the
-// users empties it.
-func WithCache(ttl time.Duration, size int) Option {
-	return func(b *Basic) error {
-		if ttl < 0 || size < 0 {
-			return fmt.Errorf("auth: negative cache ttl or size")
-		}
-		if ttl == 0 || size == 0 {
-			b.cache = nil
-			return nil
-		}
-		b.cache = newSuccessCache(ttl, size)
-		return nil
-	}
-}
-
-// WithThrottle limits failed attempts, separately per user name and per
-// client address (IPv4 address or IPv6 /64): burst failures, then one more
-// per interval. An attempt over the limit is refused with ErrThrottled
-// before any hash is computed (the middleware answers 429 with
-// Retry-After). Off by default. Note that it lets anyone who knows a user
-// name lock that user out for as long as they keep failing.
-func WithThrottle(burst int, interval time.Duration) Option {
-	return func(b *Basic) error {
-		if burst < 1 || interval <= 0 {
-			return fmt.Errorf("auth: throttle needs burst >= 1 and interval > 0")
-		}
-		b.limiter = newLimiter(burst, interval)
-		return nil
-	}
-}
-
-// WithTrustedProxies makes the middleware believe X-Forwarded-For when the
-// request comes from one of these networks: the client address is then
-// the right-most hop outside them. From any other peer the header is
-// ignored, since anyone can send it.
-func WithTrustedProxies(networks ...netip.Prefix) Option {
-	return func(b *Basic) error {
-		for _, p := range networks {
-			if !p.IsValid() {
-				return fmt.Errorf("auth: invalid trusted proxy network")
-			}
-			b.proxies = append(b.proxies, p.Masked())
-		}
-		return nil
-	}
-}
-
 // NewBasic returns a verifier for users. Besides the checks done when the
 // users were parsed, it refuses hashes below the minimum cost (see
-// [WithMinimumCost]): `htpasswd -B` without -C writes cost 5, which is
-// refused.
+// [WithMinimumCost]) with [ErrInvalidUsers]: `htpasswd -B` without -C
+// writes cost 5, which is refused. An option that makes no sense is
+// refused with [ErrInvalidOption] naming it.
 func NewBasic(users Users, opts ...Option) (*Basic, error) {
-	procs := runtime.GOMAXPROCS(0)
+	s, err := build(opts)
+	if err != nil {
+		return nil, err
+	}
 	b := &Basic{
-		realm:         "lpsec",
-		logger:        slog.New(slog.DiscardHandler),
-		minBcrypt:     defaultMinBcryptCost,
-		minArgon2Work: defaultMinArgon2Memory * defaultMinArgon2Time,
-		slots:         make(chan struct{}, procs),
-		queue:         int64(4 * procs),
+		realm:         s.realm,
+		logger:        s.logger,
+		proxies:       s.proxies,
+		minBcrypt:     s.minBcrypt,
+		minArgon2Work: s.minArgon2Work,
+		slots:         make(chan struct{}, s.hashes),
+		queue:         int64(s.queue),
 		overload:      time.Second,
-		cache:         newSuccessCache(time.Minute, 1024),
-		now:           time.Now,
+		now:           s.now,
 		dummySeed:     maphash.MakeSeed(),
 	}
-	for _, o := range opts {
-		if err := o(b); err != nil {
-			return nil, err
-		}
+	if !s.noCache {
+		b.cache = newSuccessCache(s.cacheTTL, s.cacheSize)
+	}
+	if s.throttleBurst > 0 {
+		b.limiter = newLimiter(s.throttleBurst, s.throttleInterval)
 	}
 	if err := b.SetUsers(users); err != nil {
 		return nil, err
@@ -230,12 +116,12 @@ func (b *Basic) checkCost(user string, c *credential) error {
 	case algBcrypt:
 		if c.cost < b.minBcrypt {
 			return fmt.Errorf("%w: user %q has bcrypt cost %d, below the minimum %d: re-hash with `htpasswd -nbBC %d %s PASSWORD`",
-				ErrHashCost, user, c.cost, b.minBcrypt, max(b.minBcrypt, defaultMinBcryptCost), user)
+				ErrInvalidUsers, user, c.cost, b.minBcrypt, max(b.minBcrypt, DefaultMinBcryptCost), user)
 		}
 	case algArgon2id:
 		if uint64(c.memory)*uint64(c.time) < b.minArgon2Work {
 			return fmt.Errorf("%w: user %q has argon2id m=%d,t=%d, below the minimum memory × passes %d: re-hash with auth.HashPassword",
-				ErrHashCost, user, c.memory, c.time, b.minArgon2Work)
+				ErrInvalidUsers, user, c.memory, c.time, b.minArgon2Work)
 		}
 	}
 	return nil

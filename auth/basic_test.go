@@ -80,7 +80,7 @@ func TestUnknownUserDoesSameWork(t *testing.T) {
 		"argon2id only": "bob:" + argonLow,
 	} {
 		t.Run(name, func(t *testing.T) {
-			b, _, w := newTestBasic(t, spec, WithCache(0, 0))
+			b, _, w := newTestBasic(t, spec, WithoutCache())
 			known, _, _ := strings.Cut(spec, ":")
 			_ = b.Verify(ctx, known, "wrong password")
 			wrong := w.take()
@@ -95,7 +95,7 @@ func TestUnknownUserDoesSameWork(t *testing.T) {
 	// With users of different costs, each unknown name does the work of
 	// one real user, always the same for the same name.
 	t.Run("mixed", func(t *testing.T) {
-		b, _, w := newTestBasic(t, "alice:"+bcrypt4+",bob:"+argonLow+",carol:"+bcrypt5, WithCache(0, 0))
+		b, _, w := newTestBasic(t, "alice:"+bcrypt4+",bob:"+argonLow+",carol:"+bcrypt5, WithoutCache())
 		real := map[string]bool{}
 		for _, u := range []string{"alice", "bob", "carol"} {
 			_ = b.Verify(ctx, u, "wrong")
@@ -149,26 +149,33 @@ func TestHashPassword(t *testing.T) {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
+	var msgs []string
 	for name, tc := range map[string]struct {
 		password string
 		opts     []HashOption
 		want     error
+		msg      string
 	}{
-		"empty":              {"", nil, ErrInvalidPassword},
-		"control characters": {"a\x07b", nil, ErrInvalidPassword},
-		"invalid UTF-8":      {"\xc3", nil, ErrInvalidPassword},
-		"bcrypt cost 3":      {"pw", []HashOption{HashBcrypt(3)}, ErrHashCost},
-		"bcrypt cost 20":     {"pw", []HashOption{HashBcrypt(20)}, ErrHashCost},
-		"argon2id 1 GiB":     {"pw", []HashOption{HashArgon2id(1<<20, 1, 1)}, ErrHashCost},
-		"argon2id 0 lanes":   {"pw", []HashOption{HashArgon2id(64, 1, 0)}, ErrHashCost},
-		"argon2id 0 passes":  {"pw", []HashOption{HashArgon2id(64, 0, 1)}, ErrHashCost},
+		"empty":              {"", nil, ErrInvalidPassword, "auth: password cannot be hashed: empty, longer than 1024 bytes, not UTF-8 or holding control characters"},
+		"control characters": {"a\x07b", nil, ErrInvalidPassword, "auth: password cannot be hashed: empty, longer than 1024 bytes, not UTF-8 or holding control characters"},
+		"invalid UTF-8":      {"\xc3", nil, ErrInvalidPassword, "auth: password cannot be hashed: empty, longer than 1024 bytes, not UTF-8 or holding control characters"},
+		"bcrypt cost 3":      {"pw", []HashOption{HashBcrypt(3)}, ErrInvalidOption, "auth: invalid option: HashBcrypt: bcrypt cost 3 outside [4, 14]"},
+		"bcrypt cost 20":     {"pw", []HashOption{HashBcrypt(20)}, ErrInvalidOption, "auth: invalid option: HashBcrypt: bcrypt cost 20 outside [4, 14]"},
+		"argon2id 1 GiB":     {"pw", []HashOption{HashArgon2id(1<<20, 1, 1)}, ErrInvalidOption, "auth: invalid option: HashArgon2id: argon2id m=1048576,t=1,p=1 outside m in [8p, 262144], t in [1, 16], p in [1, 16]"},
+		"argon2id 0 lanes":   {"pw", []HashOption{HashArgon2id(64, 1, 0)}, ErrInvalidOption, "auth: invalid option: HashArgon2id: argon2id m=64,t=1,p=0 outside m in [8p, 262144], t in [1, 16], p in [1, 16]"},
+		"argon2id 0 passes":  {"pw", []HashOption{HashArgon2id(64, 0, 1)}, ErrInvalidOption, "auth: invalid option: HashArgon2id: argon2id m=64,t=0,p=1 outside m in [8p, 262144], t in [1, 16], p in [1, 16]"},
+		"both algorithms":    {"pw", []HashOption{HashBcrypt(4), HashArgon2id(64, 1, 1)}, ErrInvalidOption, "auth: invalid option: HashArgon2id: cannot be combined with HashBcrypt"},
+		"zero option":        {"pw", []HashOption{{}}, ErrInvalidOption, "auth: invalid option: zero HashOption given to HashPassword"},
 	} {
+		msgs = append(msgs, tc.msg)
 		t.Run(name, func(t *testing.T) {
-			if _, err := HashPassword(tc.password, tc.opts...); !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			_, err := HashPassword(tc.password, tc.opts...)
+			if !errors.Is(err, tc.want) || err.Error() != tc.msg {
+				t.Fatalf("err = %v\nwant %v: %s", err, tc.want, tc.msg)
 			}
 		})
 	}
+	requireEveryOption(t, "HashOption", msgs)
 }
 
 func TestCache(t *testing.T) {
@@ -284,7 +291,7 @@ func TestSetUsersRefusesAndKeepsOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := strict.users.Load()
-	if err := strict.SetUsers(low); !errors.Is(err, ErrHashCost) {
+	if err := strict.SetUsers(low); !errors.Is(err, ErrInvalidUsers) {
 		t.Fatalf("SetUsers below minimum: %v", err)
 	}
 	if strict.users.Load() != before {
@@ -299,7 +306,7 @@ func TestSetUsersRefusesAndKeepsOld(t *testing.T) {
 // the new users, never a mix or nothing (run with -race).
 func TestSetUsersConcurrent(t *testing.T) {
 	hashes(t)
-	b, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithCache(0, 0))
+	b, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithoutCache())
 	oldUsers, _ := ParseUsers("alice:" + bcrypt4)
 	newUsers, _ := ParseUsers("alice:" + bcrypt4 + ",bob:" + bcrypt4)
 	ctx := context.Background()
@@ -340,7 +347,7 @@ func TestSetUsersConcurrent(t *testing.T) {
 
 func TestConcurrencyLimit(t *testing.T) {
 	hashes(t)
-	b, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithConcurrency(1, 1), WithCache(0, 0))
+	b, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithConcurrency(1, 1), WithoutCache())
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	b.onHash = func(string) {

@@ -29,7 +29,7 @@ func benchBasic(b *testing.B, opts ...Option) *Basic {
 // The ratio must stay within 0.9–1.1: timing does not tell which users
 // exist.
 func BenchmarkVerifyUnknownUser(b *testing.B) {
-	v := benchBasic(b, WithCache(0, 0))
+	v := benchBasic(b, WithoutCache())
 	ctx := context.Background()
 	b.Run("lpsec", func(b *testing.B) {
 		for b.Loop() {
@@ -63,7 +63,7 @@ func BenchmarkVerifyCacheHit(b *testing.B) {
 		}
 	})
 	b.Run("baseline", func(b *testing.B) {
-		v := benchBasic(b, WithCache(0, 0))
+		v := benchBasic(b, WithoutCache())
 		for b.Loop() {
 			if err := v.Verify(ctx, "admin", benchPassword); err != nil {
 				b.Fatal(err)
@@ -77,7 +77,7 @@ func BenchmarkVerifyCacheHit(b *testing.B) {
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	b.Run("lpsec", func(b *testing.B) {
-		v := benchBasic(b, WithCache(0, 0))
+		v := benchBasic(b, WithoutCache())
 		for b.Loop() {
 			if err := v.Verify(ctx, "admin", benchPassword); err != nil {
 				b.Fatal(err)

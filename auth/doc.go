@@ -21,4 +21,9 @@
 // success cache spares repeat logins the hash. Every refusal from Verify
 // matches [ErrInvalidCredentials], and the HTTP answer never says why;
 // the reason goes to the injected [log/slog] logger as a security event.
+//
+// Configuration mistakes are refused when the verifier is built: an
+// option that makes no sense with [ErrInvalidOption], naming the option;
+// a users entry that cannot be trusted with [ErrInvalidUsers], naming the
+// entry, the user and how to re-hash.
 package auth

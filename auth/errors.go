@@ -22,26 +22,23 @@ var (
 	ErrOverloaded = errors.New("auth: too many password checks in progress")
 )
 
-// Errors returned when users are loaded ([ParseUsers], [ReadHtpasswd],
-// [NewBasic], [Basic.SetUsers]). They are wrapped with the user name and
-// the line or entry number; the stored hash itself is never echoed because
-// a misconfigured entry may hold a plaintext password.
-var (
-	// ErrUnsupportedHash: the stored hash is not bcrypt or argon2id (for
-	// example apr1-MD5, {SHA}, DES crypt, SHA-crypt or plaintext).
-	ErrUnsupportedHash = errors.New("auth: unsupported password hash")
-	// ErrMalformedHash: the hash claims to be bcrypt or argon2id but does
-	// not parse.
-	ErrMalformedHash = errors.New("auth: malformed password hash")
-	// ErrHashCost: the hash's cost parameters are below the minimum or
-	// above the maximum this package accepts.
-	ErrHashCost = errors.New("auth: password hash cost out of bounds")
-	// ErrDuplicateUser: a user name appears twice.
-	ErrDuplicateUser = errors.New("auth: duplicate user")
-	// ErrMalformedUsers: an entry is not user:hash, a user name is empty,
-	// too long or holds control characters, or the input is too large.
-	ErrMalformedUsers = errors.New("auth: malformed users")
-)
+// ErrInvalidUsers is returned when users are loaded ([ParseUsers],
+// [ReadHtpasswd], [NewBasic], [Basic.SetUsers]) and an entry is refused:
+// not user:hash, a user name that is empty, too long or holds control
+// characters, a duplicate user, too many users or too large an input, a
+// hash that is not bcrypt or argon2id (apr1-MD5, {SHA}, DES crypt,
+// SHA-crypt, plaintext), one that does not parse, or one whose cost is
+// outside the bounds (at load) or below the verifier's minimum. The error
+// says which: the entry or line number, the user name, the format found
+// and how to re-hash. It never echoes the stored hash, because a
+// misconfigured entry may hold a plaintext password.
+var ErrInvalidUsers = errors.New("auth: invalid users")
+
+// ErrInvalidOption reports an option that makes no sense: nil where a
+// value is needed, a limit that is not positive, a cost outside the bounds,
+// or options that contradict each other. The error names the option, as in
+// "auth: invalid option: WithLogger: nil logger".
+var ErrInvalidOption = errors.New("auth: invalid option")
 
 // ErrInvalidPassword is returned by [HashPassword] for a password that
 // [Basic.Verify] could never accept: empty, too long (more than 72 bytes

@@ -111,11 +111,11 @@ func ExampleHashPassword() {
 
 func ExampleParseUsers() {
 	_, err := auth.ParseUsers("carol:$apr1$z4mPVKYF$HUJrXNMZsaU.iWC9cFOEw.")
-	fmt.Println(errors.Is(err, auth.ErrUnsupportedHash))
+	fmt.Println(errors.Is(err, auth.ErrInvalidUsers))
 	fmt.Println(err)
 	// Output:
 	// true
-	// auth: users entry 1: auth: unsupported password hash: user "carol": stored hash is apr1-MD5 (htpasswd -m), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 carol PASSWORD` or auth.HashPassword
+	// auth: invalid users: entry 1: user "carol": stored hash is apr1-MD5 (htpasswd -m), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 carol PASSWORD` or auth.HashPassword
 }
 
 func ExampleReadHtpasswd() {

@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -44,6 +45,9 @@ func FuzzParseUsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, spec string) {
 		u, err := ParseUsers(spec)
 		if err != nil {
+			if !errors.Is(err, ErrInvalidUsers) {
+				t.Fatalf("refusal %v is not ErrInvalidUsers", err)
+			}
 			return
 		}
 		seen := map[string]bool{}
@@ -63,6 +67,9 @@ func FuzzReadHtpasswd(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		u, err := ReadHtpasswd(bytes.NewReader(data))
 		if err != nil {
+			if !errors.Is(err, ErrInvalidUsers) {
+				t.Fatalf("refusal %v is not ErrInvalidUsers", err)
+			}
 			return
 		}
 		if u.Len() > maxUsers {

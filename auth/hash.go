@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,13 +32,7 @@ const (
 	bcryptMaxPassword = 72
 )
 
-// Default minimum cost: the cost `htpasswd -nbBC 10` writes, and OWASP's
-// argon2id floor (19 MiB, 2 passes), compared as memory × passes so that
-// the other OWASP combinations of equal work are accepted too.
 const (
-	defaultMinBcryptCost    = 10
-	defaultMinArgon2Memory  = 19456
-	defaultMinArgon2Time    = 2
 	defaultArgon2Threads    = 1
 	defaultArgon2KeyLen     = 32
 	defaultArgon2SaltLen    = 16
@@ -126,8 +121,8 @@ func (c *credential) dummy() *credential {
 // formatError explains an unsupported hash: which format it is and how to
 // replace it.
 func formatError(user, format string) error {
-	return fmt.Errorf("%w: user %q: stored hash is %s, but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 %s PASSWORD` or auth.HashPassword",
-		ErrUnsupportedHash, user, format, user)
+	return fmt.Errorf("user %q: stored hash is %s, but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 %s PASSWORD` or auth.HashPassword",
+		user, format, user)
 }
 
 // parseHash classifies and parses a stored hash for user.
@@ -184,17 +179,17 @@ func identifyFormat(s string) string {
 // the length is checked here.
 func parseBcrypt(s string) (*credential, error) {
 	if len(s) != bcryptEncodedLen {
-		return nil, fmt.Errorf("%w: bcrypt hash is %d bytes, want %d", ErrMalformedHash, len(s), bcryptEncodedLen)
+		return nil, fmt.Errorf("bcrypt hash is %d bytes, want %d", len(s), bcryptEncodedLen)
 	}
 	if s[4] < '0' || s[4] > '9' || s[5] < '0' || s[5] > '9' || s[6] != '$' {
-		return nil, fmt.Errorf("%w: bcrypt cost is not two digits", ErrMalformedHash)
+		return nil, errors.New("bcrypt cost is not two digits")
 	}
 	if strings.Trim(s[7:], bcryptAlphabet) != "" {
-		return nil, fmt.Errorf("%w: bcrypt salt or hash outside the bcrypt alphabet", ErrMalformedHash)
+		return nil, errors.New("bcrypt salt or hash outside the bcrypt alphabet")
 	}
 	cost := int(s[4]-'0')*10 + int(s[5]-'0')
 	if cost < minBcryptCostHard || cost > maxBcryptCost {
-		return nil, fmt.Errorf("%w: bcrypt cost %d outside [%d, %d]", ErrHashCost, cost, minBcryptCostHard, maxBcryptCost)
+		return nil, fmt.Errorf("bcrypt cost %d outside [%d, %d]", cost, minBcryptCostHard, maxBcryptCost)
 	}
 	return &credential{alg: algBcrypt, raw: s, cost: cost}, nil
 }
@@ -206,39 +201,39 @@ func parseBcrypt(s string) (*credential, error) {
 func parseArgon2id(s string) (*credential, error) {
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
-		return nil, fmt.Errorf("%w: argon2id hash is not $argon2id$v=19$m=,t=,p=$salt$hash", ErrMalformedHash)
+		return nil, errors.New("argon2id hash is not $argon2id$v=19$m=,t=,p=$salt$hash")
 	}
 	if parts[2] != "v=19" {
-		return nil, fmt.Errorf("%w: argon2id version is not v=19", ErrMalformedHash)
+		return nil, errors.New("argon2id version is not v=19")
 	}
 	params := strings.Split(parts[3], ",")
 	if len(params) != 3 {
-		return nil, fmt.Errorf("%w: argon2id parameters are not m=,t=,p=", ErrMalformedHash)
+		return nil, errors.New("argon2id parameters are not m=,t=,p=")
 	}
 	var vals [3]uint32
 	for i, name := range []string{"m=", "t=", "p="} {
 		v, ok := strings.CutPrefix(params[i], name)
 		if !ok {
-			return nil, fmt.Errorf("%w: argon2id parameters are not m=,t=,p=", ErrMalformedHash)
+			return nil, errors.New("argon2id parameters are not m=,t=,p=")
 		}
 		n, err := parseDecimal(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: argon2id parameter %s%w", ErrMalformedHash, name, err)
+			return nil, fmt.Errorf("argon2id parameter %s is %w", strings.TrimSuffix(name, "="), err)
 		}
 		vals[i] = n
 	}
 	m, t, p := vals[0], vals[1], vals[2]
 	if p < 1 || p > maxArgon2Threads || t < 1 || t > maxArgon2Time || m < 8*p || m > maxArgon2Memory {
-		return nil, fmt.Errorf("%w: argon2id m=%d,t=%d,p=%d outside m in [8p, %d], t in [1, %d], p in [1, %d]",
-			ErrHashCost, m, t, p, maxArgon2Memory, maxArgon2Time, maxArgon2Threads)
+		return nil, fmt.Errorf("argon2id m=%d,t=%d,p=%d outside m in [8p, %d], t in [1, %d], p in [1, %d]",
+			m, t, p, maxArgon2Memory, maxArgon2Time, maxArgon2Threads)
 	}
 	salt, err := decodeB64(parts[4], maxArgon2Salt)
 	if err != nil || len(salt) < minArgon2Salt {
-		return nil, fmt.Errorf("%w: argon2id salt must be %d to %d bytes of unpadded base64", ErrMalformedHash, minArgon2Salt, maxArgon2Salt)
+		return nil, fmt.Errorf("argon2id salt must be %d to %d bytes of unpadded base64", minArgon2Salt, maxArgon2Salt)
 	}
 	key, err := decodeB64(parts[5], maxArgon2Key)
 	if err != nil || len(key) < minArgon2Key {
-		return nil, fmt.Errorf("%w: argon2id hash must be %d to %d bytes of unpadded base64", ErrMalformedHash, minArgon2Key, maxArgon2Key)
+		return nil, fmt.Errorf("argon2id hash must be %d to %d bytes of unpadded base64", minArgon2Key, maxArgon2Key)
 	}
 	return &credential{alg: algArgon2id, raw: s, memory: m, time: t, threads: uint8(p), salt: salt, key: key}, nil
 }
@@ -276,26 +271,57 @@ func encodeArgon2id(c *credential) string {
 		base64.RawStdEncoding.EncodeToString(c.salt), base64.RawStdEncoding.EncodeToString(c.key))
 }
 
-// HashOption selects the algorithm and cost of [HashPassword].
-type HashOption func(*hashConfig)
+// A HashOption selects the algorithm and cost of [HashPassword]. A cost
+// outside the bounds users are loaded with, or both algorithms at once,
+// makes HashPassword return an error wrapping [ErrInvalidOption] naming
+// the option.
+type HashOption struct {
+	name  string
+	apply func(*hashConfig) error
+}
 
 type hashConfig struct {
 	alg          algorithm
 	cost         int
 	memory, time uint32
 	threads      uint8
+	chosen       string // the option that chose the algorithm
 }
 
-// HashBcrypt makes HashPassword write a bcrypt ($2a$, as x/crypto/bcrypt writes it) hash at cost, as
-// `htpasswd -nbBC cost` would. Passwords longer than 72 bytes are refused.
+func (c *hashConfig) choose(name string, alg algorithm) error {
+	if c.chosen != "" && c.chosen != name {
+		return fmt.Errorf("cannot be combined with %s", c.chosen)
+	}
+	c.chosen, c.alg = name, alg
+	return nil
+}
+
+// HashBcrypt makes HashPassword write a bcrypt ($2a$, as x/crypto/bcrypt
+// writes it) hash at cost (4 to 14), as `htpasswd -nbBC cost` would.
+// Passwords longer than 72 bytes are refused.
 func HashBcrypt(cost int) HashOption {
-	return func(c *hashConfig) { c.alg, c.cost = algBcrypt, cost }
+	return HashOption{"HashBcrypt", func(c *hashConfig) error {
+		if cost < minBcryptCostHard || cost > maxBcryptCost {
+			return fmt.Errorf("bcrypt cost %d outside [%d, %d]", cost, minBcryptCostHard, maxBcryptCost)
+		}
+		c.cost = cost
+		return c.choose("HashBcrypt", algBcrypt)
+	}}
 }
 
-// HashArgon2id sets the argon2id parameters of HashPassword: memory in KiB,
-// passes and lanes. The default is OWASP's 19456 KiB, 2 passes, 1 lane.
+// HashArgon2id sets the argon2id parameters of HashPassword: memory in KiB
+// (8 × lanes to 262144), passes (1 to 16) and lanes (1 to 16). The default
+// is OWASP's 19456 KiB, 2 passes, 1 lane.
 func HashArgon2id(memoryKiB, passes uint32, lanes uint8) HashOption {
-	return func(c *hashConfig) { c.alg, c.memory, c.time, c.threads = algArgon2id, memoryKiB, passes, lanes }
+	return HashOption{"HashArgon2id", func(c *hashConfig) error {
+		if lanes < 1 || lanes > maxArgon2Threads || passes < 1 || passes > maxArgon2Time ||
+			memoryKiB < 8*uint32(lanes) || memoryKiB > maxArgon2Memory {
+			return fmt.Errorf("argon2id m=%d,t=%d,p=%d outside m in [8p, %d], t in [1, %d], p in [1, %d]",
+				memoryKiB, passes, lanes, maxArgon2Memory, maxArgon2Time, maxArgon2Threads)
+		}
+		c.memory, c.time, c.threads = memoryKiB, passes, lanes
+		return c.choose("HashArgon2id", algArgon2id)
+	}}
 }
 
 // HashPassword hashes password for a users file or spec: argon2id in PHC
@@ -304,9 +330,14 @@ func HashArgon2id(memoryKiB, passes uint32, lanes uint8) HashOption {
 // but note that [NewBasic] by default refuses costs below bcrypt 10 or
 // argon2id 19456 KiB × 2 passes.
 func HashPassword(password string, opts ...HashOption) (string, error) {
-	cfg := hashConfig{alg: algArgon2id, memory: defaultMinArgon2Memory, time: defaultMinArgon2Time, threads: defaultArgon2Threads}
+	cfg := hashConfig{alg: algArgon2id, memory: DefaultMinArgon2idMemoryKiB, time: DefaultMinArgon2idPasses, threads: defaultArgon2Threads}
 	for _, o := range opts {
-		o(&cfg)
+		if o.apply == nil {
+			return "", fmt.Errorf("%w: zero HashOption given to HashPassword", ErrInvalidOption)
+		}
+		if err := o.apply(&cfg); err != nil {
+			return "", fmt.Errorf("%w: %s: %v", ErrInvalidOption, o.name, err)
+		}
 	}
 	if password == "" || len(password) > hashPasswordMaxPassword || !validText(password) {
 		return "", fmt.Errorf("%w: empty, longer than %d bytes, not UTF-8 or holding control characters", ErrInvalidPassword, hashPasswordMaxPassword)
@@ -316,9 +347,6 @@ func HashPassword(password string, opts ...HashOption) (string, error) {
 	case algBcrypt:
 		if len(password) > bcryptMaxPassword {
 			return "", fmt.Errorf("%w: bcrypt uses only the first %d bytes of a password", ErrInvalidPassword, bcryptMaxPassword)
-		}
-		if cfg.cost < minBcryptCostHard || cfg.cost > maxBcryptCost {
-			return "", fmt.Errorf("%w: bcrypt cost %d outside [%d, %d]", ErrHashCost, cfg.cost, minBcryptCostHard, maxBcryptCost)
 		}
 		h, err := bcrypt.GenerateFromPassword([]byte(password), cfg.cost)
 		if err != nil {

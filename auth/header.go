@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/lpsec/lpsec/internal/authheader"
 )
 
 const (
@@ -36,30 +38,28 @@ var (
 )
 
 // parseAuthorization parses the Authorization header values of a request
-// per RFC 7617 (and RFC 7235 for the scheme): scheme case-insensitive,
-// token68 strictly base64-decoded, user-id non-empty, both parts UTF-8
+// per RFC 7617, with the header rules every lpsec package shares
+// (internal/authheader, RFC 9110: one header, bounded, scheme
+// case-insensitive, 1*SP, no control bytes), token68 strictly base64-decoded, user-id non-empty, both parts UTF-8
 // without control characters, the password may contain colons.
 func parseAuthorization(values []string) (user, password string, err error) {
-	switch len(values) {
-	case 0:
+	token, err := authheader.Credentials(values, "Basic", maxAuthorization)
+	switch {
+	case errors.Is(err, authheader.ErrMissing), errors.Is(err, authheader.ErrOtherScheme):
 		return "", "", errNoCredentials
-	case 1:
-	default:
+	case errors.Is(err, authheader.ErrMultiple):
 		return "", "", errMultipleHeaders
-	}
-	v := values[0]
-	if len(v) > maxAuthorization {
+	case errors.Is(err, authheader.ErrTooLong):
 		return "", "", errHeaderTooLarge
+	case errors.Is(err, authheader.ErrNotToken68):
+		return "", "", errNotBase64
+	case err != nil:
+		return "", "", fmt.Errorf("%w: %v", errMalformedHeader, err)
 	}
-	v = strings.Trim(v, " \t")
-	scheme, token, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Basic") {
-		return "", "", errNoCredentials
-	}
-	token = strings.TrimLeft(token, " ")
 	// base64's decoder skips CR and LF even in strict mode: check the
-	// alphabet first.
-	if token == "" || strings.Trim(strings.TrimRight(token, "="), standardBase64Alphabet) != "" {
+	// alphabet first (the header rules already refused control bytes; this
+	// also refuses the URL-safe alphabet token68 allows).
+	if strings.Trim(strings.TrimRight(token, "="), standardBase64Alphabet) != "" {
 		return "", "", errNotBase64
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(token)

@@ -46,7 +46,9 @@ var hostileHeaders = map[string]struct {
 }{
 	"no header":                  {nil, errNoCredentials},
 	"bearer scheme":              {[]string{"Bearer abc"}, errNoCredentials},
-	"scheme without space":       {[]string{"BasicYWxpY2U6cHc="}, errNoCredentials},
+	"scheme without space":       {[]string{"BasicYWxpY2U6cHc="}, errMalformedHeader}, // '=' is not a tchar
+	"tab after scheme":           {[]string{"Basic\tYWxpY2U6cHc="}, errMalformedHeader},
+	"NUL after credentials":      {[]string{basicHeader("alice:pw") + "\x00"}, errMalformedHeader},
 	"two headers":                {[]string{basicHeader("alice:pw"), basicHeader("bob:pw")}, errMultipleHeaders},
 	"two identical headers":      {[]string{basicHeader("alice:pw"), basicHeader("alice:pw")}, errMultipleHeaders},
 	"oversized header":           {[]string{basicHeader("alice:" + strings.Repeat("a", maxAuthorization))}, errHeaderTooLarge},
@@ -58,8 +60,8 @@ var hostileHeaders = map[string]struct {
 	"excess padding":             {[]string{"Basic YWxpY2U6cHc=="}, errNotBase64},
 	"padding in the middle":      {[]string{"Basic YW=xpY2U6cHc="}, errNotBase64},
 	"non-zero trailing bits":     {[]string{"Basic YWxpY2U6cHd="}, errNotBase64},
-	"CRLF inside base64":         {[]string{"Basic YWxp\r\nY2U6cHc="}, errNotBase64},
-	"tab inside base64":          {[]string{"Basic YWxp\tY2U6cHc="}, errNotBase64},
+	"CRLF inside base64":         {[]string{"Basic YWxp\r\nY2U6cHc="}, errMalformedHeader},
+	"tab inside base64":          {[]string{"Basic YWxp\tY2U6cHc="}, errMalformedHeader},
 	"space inside base64":        {[]string{"Basic YWxp Y2U6cHc="}, errNotBase64},
 	"two credentials":            {[]string{basicHeader("alice:pw") + ", " + basicHeader("bob:pw")}, errNotBase64},
 	"no colon":                   {[]string{basicHeader("alicepw")}, errNoColon},

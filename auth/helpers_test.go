@@ -123,13 +123,12 @@ func newTestBasic(t testing.TB, spec string, opts ...Option) (*Basic, *fakeClock
 	if err != nil {
 		t.Fatalf("ParseUsers: %v", err)
 	}
-	b, err := NewBasic(users, append([]Option{lowCost()}, opts...)...)
+	clk := newFakeClock()
+	b, err := NewBasic(users, append([]Option{lowCost(), WithClock(clk.now)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewBasic: %v", err)
 	}
-	clk := newFakeClock()
 	w := &workLog{}
-	b.now = clk.now
 	b.onHash = w.record
 	return b, clk, w
 }

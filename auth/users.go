@@ -44,10 +44,10 @@ func (u Users) Len() int { return len(u.entries) }
 // format found.
 func ParseUsers(spec string) (Users, error) {
 	if len(spec) > maxUsersInput {
-		return Users{}, fmt.Errorf("%w: spec longer than %d bytes", ErrMalformedUsers, maxUsersInput)
+		return Users{}, fmt.Errorf("%w: spec longer than %d bytes", ErrInvalidUsers, maxUsersInput)
 	}
 	if strings.TrimSpace(spec) == "" {
-		return Users{}, fmt.Errorf("%w: empty spec", ErrMalformedUsers)
+		return Users{}, fmt.Errorf("%w: empty spec", ErrInvalidUsers)
 	}
 	var items []string
 	for _, piece := range strings.Split(spec, ",") {
@@ -61,7 +61,7 @@ func ParseUsers(spec string) (Users, error) {
 	for i, item := range items {
 		item = strings.TrimSpace(item)
 		if err := b.add(item); err != nil {
-			return Users{}, fmt.Errorf("auth: users entry %d: %w", i+1, err)
+			return Users{}, fmt.Errorf("%w: entry %d: %v", ErrInvalidUsers, i+1, err)
 		}
 	}
 	return b.users, nil
@@ -85,17 +85,17 @@ func ReadHtpasswd(r io.Reader) (Users, error) {
 			continue
 		}
 		if err := b.add(text); err != nil {
-			return Users{}, fmt.Errorf("auth: htpasswd line %d: %w", line, err)
+			return Users{}, fmt.Errorf("%w: htpasswd line %d: %v", ErrInvalidUsers, line, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return Users{}, fmt.Errorf("%w: htpasswd line %d longer than %d bytes", ErrMalformedUsers, line+1, maxLineLen)
+			return Users{}, fmt.Errorf("%w: htpasswd line %d longer than %d bytes", ErrInvalidUsers, line+1, maxLineLen)
 		}
 		return Users{}, fmt.Errorf("auth: reading htpasswd: %w", err)
 	}
 	if lr.N <= 0 {
-		return Users{}, fmt.Errorf("%w: htpasswd file longer than %d bytes", ErrMalformedUsers, maxUsersInput)
+		return Users{}, fmt.Errorf("%w: htpasswd file longer than %d bytes", ErrInvalidUsers, maxUsersInput)
 	}
 	return b.users, nil
 }
@@ -108,16 +108,16 @@ type usersBuilder struct {
 func (b *usersBuilder) add(entry string) error {
 	name, hash, ok := strings.Cut(entry, ":")
 	if !ok {
-		return fmt.Errorf("%w: not user:hash", ErrMalformedUsers)
+		return errors.New("not user:hash")
 	}
 	if err := checkUserName(name); err != nil {
 		return err
 	}
 	if b.seen[name] {
-		return fmt.Errorf("%w: %q", ErrDuplicateUser, name)
+		return fmt.Errorf("duplicate user %q", name)
 	}
 	if len(b.users.entries) >= maxUsers {
-		return fmt.Errorf("%w: more than %d users", ErrMalformedUsers, maxUsers)
+		return fmt.Errorf("more than %d users", maxUsers)
 	}
 	cred, err := parseHash(name, hash)
 	if err != nil {
@@ -131,11 +131,11 @@ func (b *usersBuilder) add(entry string) error {
 func checkUserName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: empty user name", ErrMalformedUsers)
+		return errors.New("empty user name")
 	case len(name) > maxUserName:
-		return fmt.Errorf("%w: user name longer than %d bytes", ErrMalformedUsers, maxUserName)
+		return fmt.Errorf("user name longer than %d bytes", maxUserName)
 	case !validText(name):
-		return fmt.Errorf("%w: user name is not UTF-8 or holds control characters", ErrMalformedUsers)
+		return errors.New("user name is not UTF-8 or holds control characters")
 	}
 	return nil
 }

@@ -41,66 +41,66 @@ func TestParseUsersGood(t *testing.T) {
 }
 
 // hostileUsers are specs an attacker or a mistake could produce, each with
-// the sentinel that must refuse it.
+// the reason ErrInvalidUsers must give for refusing it.
 var hostileUsers = map[string]struct {
 	spec string
-	want error
+	want string // the error after "auth: invalid users: "
 }{
-	"empty spec":                    {"", ErrMalformedUsers},
-	"only spaces":                   {"  \n ", ErrMalformedUsers},
-	"trailing comma":                {"alice:" + bcryptSample + ",", ErrMalformedUsers},
-	"empty entry in the middle":     {"alice:" + bcryptSample + ",,bob:" + bcryptSample, ErrMalformedUsers},
-	"no colon":                      {"alice", ErrMalformedUsers},
-	"empty user":                    {":" + bcryptSample, ErrMalformedUsers},
-	"control char in user":          {"al\x00ice:" + bcryptSample, ErrMalformedUsers},
-	"C1 control in user":            {"al\u0085ice:" + bcryptSample, ErrMalformedUsers},
-	"invalid UTF-8 user":            {"al\xffice:" + bcryptSample, ErrMalformedUsers},
-	"user too long":                 {strings.Repeat("a", 257) + ":" + bcryptSample, ErrMalformedUsers},
-	"duplicate user":                {"alice:" + bcryptSample + ",alice:" + argonExample, ErrDuplicateUser},
-	"spec too large":                {strings.Repeat("a", maxUsersInput+1), ErrMalformedUsers},
-	"apr1 MD5":                      {"alice:$apr1$z4mPVKYF$HUJrXNMZsaU.iWC9cFOEw.", ErrUnsupportedHash},
-	"SHA1":                          {"alice:{SHA}UWuXg/ylF+7L0dBk2i0WUxCxl1k=", ErrUnsupportedHash},
-	"DES crypt":                     {"alice:xROXmIhxZpssA", ErrUnsupportedHash},
-	"MD5 crypt":                     {"alice:$1$abcdefgh$0123456789012345678901", ErrUnsupportedHash},
-	"SHA-256 crypt":                 {"alice:$5$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", ErrUnsupportedHash},
-	"SHA-512 crypt":                 {"alice:$6$saltsalt$abcdefghijklmnopqrstuvwxyz", ErrUnsupportedHash},
-	"plaintext":                     {"alice:hunter2", ErrUnsupportedHash},
-	"empty hash":                    {"alice:", ErrUnsupportedHash},
-	"argon2i":                       {"alice:$argon2i$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrUnsupportedHash},
-	"legacy 2x bcrypt":              {"alice:$2x$10$" + bcryptSample[7:], ErrUnsupportedHash},
-	"bcrypt trailing garbage":       {"alice:" + bcryptSample + "X", ErrMalformedHash},
-	"bcrypt truncated":              {"alice:" + bcryptSample[:59], ErrMalformedHash},
-	"bcrypt cost not digits":        {"alice:$2y$1a$" + bcryptSample[7:], ErrMalformedHash},
-	"bcrypt bad alphabet":           {"alice:" + bcryptSample[:59] + "+", ErrMalformedHash},
-	"bcrypt cost 31":                {"alice:$2y$31$" + bcryptSample[7:], ErrHashCost},
-	"bcrypt cost 15":                {"alice:$2y$15$" + bcryptSample[7:], ErrHashCost},
-	"bcrypt cost 03":                {"alice:$2y$03$" + bcryptSample[7:], ErrHashCost},
-	"argon2id version 16":           {"alice:$argon2id$v=16$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id no version":           {"alice:$argon2id$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id 4 GiB memory":         {"alice:$argon2id$v=19$m=4194304,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrHashCost},
-	"argon2id memory overflow":      {"alice:$argon2id$v=19$m=99999999999,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id 1000 passes":          {"alice:$argon2id$v=19$m=19456,t=1000,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrHashCost},
-	"argon2id 255 lanes":            {"alice:$argon2id$v=19$m=19456,t=2,p=255$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrHashCost},
-	"argon2id zero lanes":           {"alice:$argon2id$v=19$m=19456,t=2,p=0$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrHashCost},
-	"argon2id params out of order":  {"alice:$argon2id$v=19$t=2,m=19456,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id leading zero":         {"alice:$argon2id$v=19$m=019456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id negative":             {"alice:$argon2id$v=19$m=-1,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id keyid parameter":      {"alice:$argon2id$v=19$m=19456,t=2,p=1,keyid=AAAA$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id short salt":           {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVA$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id short key":            {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E", ErrMalformedHash},
-	"argon2id padded base64":        {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ=$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id newline in base64":    {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMV\nFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id non-canonical base64": {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFR$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", ErrMalformedHash},
-	"argon2id trailing dollar":      {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0$", ErrMalformedHash},
-	"argon2id huge key":             {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$" + strings.Repeat("A", 200), ErrMalformedHash},
+	"empty spec":                    {"", "empty spec"},
+	"only spaces":                   {"  \n ", "empty spec"},
+	"trailing comma":                {"alice:" + bcryptSample + ",", "entry 2: not user:hash"},
+	"empty entry in the middle":     {"alice:" + bcryptSample + ",,bob:" + bcryptSample, "entry 2: not user:hash"},
+	"no colon":                      {"alice", "entry 1: not user:hash"},
+	"empty user":                    {":" + bcryptSample, "entry 1: empty user name"},
+	"control char in user":          {"al\x00ice:" + bcryptSample, "entry 1: user name is not UTF-8 or holds control characters"},
+	"C1 control in user":            {"al\u0085ice:" + bcryptSample, "entry 1: user name is not UTF-8 or holds control characters"},
+	"invalid UTF-8 user":            {"al\xffice:" + bcryptSample, "entry 1: user name is not UTF-8 or holds control characters"},
+	"user too long":                 {strings.Repeat("a", 257) + ":" + bcryptSample, "entry 1: user name longer than 256 bytes"},
+	"duplicate user":                {"alice:" + bcryptSample + ",alice:" + argonExample, `entry 2: duplicate user "alice"`},
+	"spec too large":                {strings.Repeat("a", maxUsersInput+1), "spec longer than 1048576 bytes"},
+	"apr1 MD5":                      {"alice:$apr1$z4mPVKYF$HUJrXNMZsaU.iWC9cFOEw.", "entry 1: user \"alice\": stored hash is apr1-MD5 (htpasswd -m), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"SHA1":                          {"alice:{SHA}UWuXg/ylF+7L0dBk2i0WUxCxl1k=", "entry 1: user \"alice\": stored hash is {SHA} SHA-1 (htpasswd -s), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"DES crypt":                     {"alice:xROXmIhxZpssA", "entry 1: user \"alice\": stored hash is DES crypt (htpasswd -d), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"MD5 crypt":                     {"alice:$1$abcdefgh$0123456789012345678901", "entry 1: user \"alice\": stored hash is MD5-crypt ($1$), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"SHA-256 crypt":                 {"alice:$5$saltsalt$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ", "entry 1: user \"alice\": stored hash is SHA-256-crypt ($5$), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"SHA-512 crypt":                 {"alice:$6$saltsalt$abcdefghijklmnopqrstuvwxyz", "entry 1: user \"alice\": stored hash is SHA-512-crypt ($6$), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"plaintext":                     {"alice:hunter2", "entry 1: user \"alice\": stored hash is plaintext or unknown (htpasswd -p), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"empty hash":                    {"alice:", "entry 1: user \"alice\": stored hash is plaintext or unknown (htpasswd -p), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"argon2i":                       {"alice:$argon2i$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", "entry 1: user \"alice\": stored hash is argon2i, but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"legacy 2x bcrypt":              {"alice:$2x$10$" + bcryptSample[7:], "entry 1: user \"alice\": stored hash is legacy bcrypt variant, but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+	"bcrypt trailing garbage":       {"alice:" + bcryptSample + "X", `entry 1: user "alice": bcrypt hash is 61 bytes, want 60`},
+	"bcrypt truncated":              {"alice:" + bcryptSample[:59], `entry 1: user "alice": bcrypt hash is 59 bytes, want 60`},
+	"bcrypt cost not digits":        {"alice:$2y$1a$" + bcryptSample[7:], `entry 1: user "alice": bcrypt cost is not two digits`},
+	"bcrypt bad alphabet":           {"alice:" + bcryptSample[:59] + "+", `entry 1: user "alice": bcrypt salt or hash outside the bcrypt alphabet`},
+	"bcrypt cost 31":                {"alice:$2y$31$" + bcryptSample[7:], `entry 1: user "alice": bcrypt cost 31 outside [4, 14]`},
+	"bcrypt cost 15":                {"alice:$2y$15$" + bcryptSample[7:], `entry 1: user "alice": bcrypt cost 15 outside [4, 14]`},
+	"bcrypt cost 03":                {"alice:$2y$03$" + bcryptSample[7:], `entry 1: user "alice": bcrypt cost 3 outside [4, 14]`},
+	"argon2id version 16":           {"alice:$argon2id$v=16$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id version is not v=19`},
+	"argon2id no version":           {"alice:$argon2id$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id hash is not $argon2id$v=19$m=,t=,p=$salt$hash`},
+	"argon2id 4 GiB memory":         {"alice:$argon2id$v=19$m=4194304,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id m=4194304,t=2,p=1 outside m in [8p, 262144], t in [1, 16], p in [1, 16]`},
+	"argon2id memory overflow":      {"alice:$argon2id$v=19$m=99999999999,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id parameter m is not a canonical decimal`},
+	"argon2id 1000 passes":          {"alice:$argon2id$v=19$m=19456,t=1000,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id m=19456,t=1000,p=1 outside m in [8p, 262144], t in [1, 16], p in [1, 16]`},
+	"argon2id 255 lanes":            {"alice:$argon2id$v=19$m=19456,t=2,p=255$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id m=19456,t=2,p=255 outside m in [8p, 262144], t in [1, 16], p in [1, 16]`},
+	"argon2id zero lanes":           {"alice:$argon2id$v=19$m=19456,t=2,p=0$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id m=19456,t=2,p=0 outside m in [8p, 262144], t in [1, 16], p in [1, 16]`},
+	"argon2id params out of order":  {"alice:$argon2id$v=19$t=2,m=19456,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id parameters are not m=,t=,p=`},
+	"argon2id leading zero":         {"alice:$argon2id$v=19$m=019456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id parameter m is not a canonical decimal`},
+	"argon2id negative":             {"alice:$argon2id$v=19$m=-1,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id parameter m is not a canonical decimal`},
+	"argon2id keyid parameter":      {"alice:$argon2id$v=19$m=19456,t=2,p=1,keyid=AAAA$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id parameters are not m=,t=,p=`},
+	"argon2id short salt":           {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVA$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id salt must be 8 to 64 bytes of unpadded base64`},
+	"argon2id short key":            {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E", `entry 1: user "alice": argon2id hash must be 16 to 64 bytes of unpadded base64`},
+	"argon2id padded base64":        {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ=$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id salt must be 8 to 64 bytes of unpadded base64`},
+	"argon2id newline in base64":    {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMV\nFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id salt must be 8 to 64 bytes of unpadded base64`},
+	"argon2id non-canonical base64": {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFR$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0", `entry 1: user "alice": argon2id salt must be 8 to 64 bytes of unpadded base64`},
+	"argon2id trailing dollar":      {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0$", `entry 1: user "alice": argon2id hash is not $argon2id$v=19$m=,t=,p=$salt$hash`},
+	"argon2id huge key":             {"alice:$argon2id$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$" + strings.Repeat("A", 200), `entry 1: user "alice": argon2id hash must be 16 to 64 bytes of unpadded base64`},
 }
 
 func TestParseUsersHostile(t *testing.T) {
 	for name, tc := range hostileUsers {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseUsers(tc.spec)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			if !errors.Is(err, ErrInvalidUsers) || err.Error() != "auth: invalid users: "+tc.want {
+				t.Fatalf("err = %v\nwant ErrInvalidUsers: %s", err, tc.want)
 			}
 		})
 	}
@@ -119,7 +119,7 @@ func TestUnsupportedHashErrorSaysHowToRehash(t *testing.T) {
 		{"carol:hunter2", "plaintext"},
 	} {
 		_, err := ParseUsers(tc.spec)
-		if !errors.Is(err, ErrUnsupportedHash) {
+		if !errors.Is(err, ErrInvalidUsers) {
 			t.Fatalf("%s: err = %v", tc.format, err)
 		}
 		msg := err.Error()
@@ -153,23 +153,23 @@ func TestReadHtpasswd(t *testing.T) {
 func TestReadHtpasswdHostile(t *testing.T) {
 	for name, tc := range map[string]struct {
 		file string
-		want error
+		want string // the error after "auth: invalid users: "
 	}{
-		"line too long":      {"alice:" + strings.Repeat("x", maxLineLen+1) + "\n", ErrMalformedUsers},
-		"file too large":     {strings.Repeat("# comment\n", maxUsersInput/10+1), ErrMalformedUsers},
-		"duplicate":          {"alice:" + bcryptSample + "\nalice:" + bcryptSample + "\n", ErrDuplicateUser},
-		"htdigest line":      {"alice:realm:0123456789abcdef0123456789abcdef\n", ErrUnsupportedHash},
-		"apr1 line":          {"alice:$apr1$z4mPVKYF$HUJrXNMZsaU.iWC9cFOEw.\n", ErrUnsupportedHash},
-		"no colon":           {"alice\n", ErrMalformedUsers},
-		"NUL in user":        {"a\x00:" + bcryptSample + "\n", ErrMalformedUsers},
-		"too many users":     {manyUsers(maxUsers + 1), ErrMalformedUsers},
-		"argon2i stays bad":  {"alice:$argon2i$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0\n", ErrUnsupportedHash},
-		"bcrypt cost of 2^5": {"alice:$2y$05$" + bcryptSample[7:] + "\nbob:$2y$99$" + bcryptSample[7:], ErrHashCost},
+		"line too long":      {"alice:" + strings.Repeat("x", maxLineLen+1) + "\n", "htpasswd line 1 longer than 4096 bytes"},
+		"file too large":     {strings.Repeat("# comment\n", maxUsersInput/10+1), "htpasswd file longer than 1048576 bytes"},
+		"duplicate":          {"alice:" + bcryptSample + "\nalice:" + bcryptSample + "\n", `htpasswd line 2: duplicate user "alice"`},
+		"htdigest line":      {"alice:realm:0123456789abcdef0123456789abcdef\n", "htpasswd line 1: user \"alice\": stored hash is plaintext or unknown (htpasswd -p), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+		"apr1 line":          {"alice:$apr1$z4mPVKYF$HUJrXNMZsaU.iWC9cFOEw.\n", "htpasswd line 1: user \"alice\": stored hash is apr1-MD5 (htpasswd -m), but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+		"no colon":           {"alice\n", "htpasswd line 1: not user:hash"},
+		"NUL in user":        {"a\x00:" + bcryptSample + "\n", "htpasswd line 1: user name is not UTF-8 or holds control characters"},
+		"too many users":     {manyUsers(maxUsers + 1), "htpasswd line 10001: more than 10000 users"},
+		"argon2i stays bad":  {"alice:$argon2i$v=19$m=19456,t=2,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0\n", "htpasswd line 1: user \"alice\": stored hash is argon2i, but only bcrypt and argon2id are accepted: re-hash with `htpasswd -nbBC 10 alice PASSWORD` or auth.HashPassword"},
+		"bcrypt cost of 2^5": {"alice:$2y$05$" + bcryptSample[7:] + "\nbob:$2y$99$" + bcryptSample[7:], `htpasswd line 2: user "bob": bcrypt cost 99 outside [4, 14]`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ReadHtpasswd(strings.NewReader(tc.file))
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
+			if !errors.Is(err, ErrInvalidUsers) || err.Error() != "auth: invalid users: "+tc.want {
+				t.Fatalf("err = %v\nwant ErrInvalidUsers: %s", err, tc.want)
 			}
 		})
 	}
@@ -204,21 +204,24 @@ func TestMinimumCostAtLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// htpasswd -B without -C writes cost 5: refused by default.
-	if _, err := NewBasic(u5); !errors.Is(err, ErrHashCost) || !strings.Contains(err.Error(), `"alice"`) {
-		t.Fatalf("cost 5 by default: err = %v, want ErrHashCost naming alice", err)
+	if _, err := NewBasic(u5); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != "auth: invalid users: user \"alice\" has bcrypt cost 5, below the minimum 10: re-hash with `htpasswd -nbBC 10 alice PASSWORD`" {
+		t.Fatalf("cost 5 by default: err = %v, want ErrInvalidUsers naming alice", err)
 	}
 	if _, err := NewBasic(u5, WithMinimumCost(5, 64, 1)); err != nil {
 		t.Fatalf("cost 5 with lowered minimum: %v", err)
 	}
-	if _, err := NewBasic(u5, WithMinimumCost(6, 64, 1)); !errors.Is(err, ErrHashCost) {
+	if _, err := NewBasic(u5, WithMinimumCost(6, 64, 1)); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != "auth: invalid users: user \"alice\" has bcrypt cost 5, below the minimum 6: re-hash with `htpasswd -nbBC 10 alice PASSWORD`" {
 		t.Fatalf("cost 5 under minimum 6: err = %v", err)
 	}
 	ua, err := ParseUsers("bob:" + argonLow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewBasic(ua); !errors.Is(err, ErrHashCost) {
-		t.Fatalf("argon2id m=64,t=1 by default: err = %v, want ErrHashCost", err)
+	if _, err := NewBasic(ua); !errors.Is(err, ErrInvalidUsers) ||
+		err.Error() != `auth: invalid users: user "bob" has argon2id m=64,t=1, below the minimum memory × passes 38912: re-hash with auth.HashPassword` {
+		t.Fatalf("argon2id m=64,t=1 by default: err = %v, want ErrInvalidUsers", err)
 	}
 	// OWASP's 47104 KiB × 1 pass is as much work as 19456 × 2.
 	u1, err := ParseUsers("bob:$argon2id$v=19$m=47104,t=1,p=1$U0FMVFNBTFQ$MRbrZM0xwYf4kXoe8E/8itAeLfUoF7wL96nlS2kRLA0")
@@ -228,7 +231,7 @@ func TestMinimumCostAtLoad(t *testing.T) {
 	if _, err := NewBasic(u1); err != nil {
 		t.Fatalf("argon2id 47104×1: %v", err)
 	}
-	if _, err := NewBasic(Users{}, WithMinimumCost(3, 0, 0)); !errors.Is(err, ErrHashCost) {
+	if _, err := NewBasic(Users{}, WithMinimumCost(3, 64, 1)); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("minimum bcrypt cost 3: err = %v", err)
 	}
 }

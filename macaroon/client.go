@@ -5,32 +5,19 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"gopkg.in/macaroon.v2"
+
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
 const maxDischargeResponse = 64 << 10
-
-// DischargeClientConfig configures a DischargeClient.
-type DischargeClientConfig struct {
-	// AllowedLocations lists the third-party locations (https URLs) the
-	// client may contact, compared exactly after dropping a trailing "/".
-	// Required: a caveat's location is not covered by any signature, so
-	// without an allow-list whoever hands out the macaroon picks where the
-	// client sends its credentials.
-	AllowedLocations []string
-	// HTTPClient makes the requests (default: a client with a 30s
-	// timeout). Redirects are never followed, whatever it says.
-	HTTPClient *http.Client
-}
 
 // DischargeClient acquires discharges for the third-party caveats of a
 // macaroon, contacting only allow-listed https locations.
@@ -39,19 +26,23 @@ type DischargeClient struct {
 	hc      *http.Client
 }
 
-// NewDischargeClient checks cfg and returns a DischargeClient.
-func NewDischargeClient(cfg DischargeClientConfig) (*DischargeClient, error) {
-	if len(cfg.AllowedLocations) == 0 {
-		return nil, errors.New("macaroon: DischargeClientConfig.AllowedLocations is required")
+// NewDischargeClient returns a DischargeClient that contacts only the
+// third-party locations in allowed (https URLs, compared exactly after
+// dropping a trailing "/"). The allow-list is required: a caveat's location
+// is not covered by any signature, so without it whoever hands out the
+// macaroon picks where the client sends its credentials. Options:
+// WithHTTPClient; any other, an empty list or a location that is not a
+// plain https URL is ErrInvalidOption.
+func NewDischargeClient(allowed []string, opts ...Option) (*DischargeClient, error) {
+	allow, err := allowedLocations(allowed)
+	if err != nil {
+		return nil, err
 	}
-	allowed := make(map[string]bool, len(cfg.AllowedLocations))
-	for _, loc := range cfg.AllowedLocations {
-		if err := checkHTTPSLocation(loc); err != nil {
-			return nil, fmt.Errorf("macaroon: DischargeClientConfig.AllowedLocations: %w", err)
-		}
-		allowed[strings.TrimSuffix(loc, "/")] = true
+	cfg, err := core.Build("NewDischargeClient", core.ForDischargeClient, opts)
+	if err != nil {
+		return nil, err
 	}
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: core.DefaultClientTimeout}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		hc = &c
@@ -59,7 +50,7 @@ func NewDischargeClient(cfg DischargeClientConfig) (*DischargeClient, error) {
 	// A redirect could take the request (and the caveat) to plain http or
 	// to a host that is not allow-listed.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &DischargeClient{allowed: allowed, hc: hc}, nil
+	return &DischargeClient{allowed: allow, hc: hc}, nil
 }
 
 // DischargeAll returns m's macaroon followed by discharges for all its

@@ -10,17 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
 	"golang.org/x/crypto/nacl/box"
 	"gopkg.in/macaroon.v2"
-)
 
-// DefaultDischargeTTL is the lifetime of a discharge when
-// DischargerConfig.TTL is zero.
-const DefaultDischargeTTL = 10 * time.Minute
+	"github.com/lpsec/lpsec/macaroon/internal/core"
+)
 
 const (
 	maxDischargeBody = 16 << 10
@@ -28,60 +25,45 @@ const (
 	pubPrefixLen     = 4
 )
 
-// DischargerConfig configures a Discharger. Key and Check are required.
-type DischargerConfig struct {
-	// Key is the third party's key pair; first parties encrypt caveats to
-	// its public key.
-	Key *bakery.KeyPair
-	// Check decides whether condition (decrypted from the caveat, chosen
-	// by the first party) holds for the request r (nil when Discharge is
-	// called directly). A nil error grants the discharge. Its error is
-	// logged but never sent to the client.
-	Check func(ctx context.Context, r *http.Request, condition string) error
-	// TTL is the lifetime written into every discharge as a time-before
-	// caveat (default DefaultDischargeTTL).
-	TTL time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// Logger receives security events (default: discard).
-	Logger *slog.Logger
-}
+// CheckFunc decides whether condition (decrypted from the caveat, chosen
+// by the first party) holds for the request r (nil when Discharge is
+// called directly). A nil error grants the discharge. Its error is logged
+// but never sent to the client.
+type CheckFunc func(ctx context.Context, r *http.Request, condition string) error
 
 // Discharger is the third-party side: it discharges caveats addressed to
 // its key. It serves the httpbakery endpoints POST /discharge, GET
 // /publickey and GET /discharge/info at its root; mount it at the
 // location's root (use http.StripPrefix under a path).
 type Discharger struct {
-	cfg DischargerConfig
-	log *slog.Logger
+	key   *bakery.KeyPair
+	check CheckFunc
+	cfg   *core.Settings
+	log   *slog.Logger
 }
 
-// NewDischarger checks cfg and returns a Discharger.
-func NewDischarger(cfg DischargerConfig) (*Discharger, error) {
-	if err := CheckKeyPair(cfg.Key); err != nil {
-		return nil, fmt.Errorf("macaroon: DischargerConfig.Key: %w", err)
+// NewDischarger returns a Discharger for the third party's key pair (first
+// parties encrypt caveats to its public key) that grants a discharge when
+// check returns nil. Options: WithDischargeTTL, WithClock, WithLogger; any
+// other, or a nil check, is ErrInvalidOption, and a bad key pair
+// ErrInvalidKey.
+func NewDischarger(key *bakery.KeyPair, check CheckFunc, opts ...Option) (*Discharger, error) {
+	if err := CheckKeyPair(key); err != nil {
+		return nil, fmt.Errorf("macaroon: NewDischarger: key: %w", err)
 	}
-	if cfg.Check == nil {
-		return nil, errors.New("macaroon: DischargerConfig.Check is required")
+	if check == nil {
+		return nil, fmt.Errorf("%w: NewDischarger: nil CheckFunc", ErrInvalidOption)
 	}
-	if cfg.TTL < 0 {
-		return nil, errors.New("macaroon: negative DischargerConfig.TTL")
+	cfg, err := core.Build("NewDischarger", core.ForDischarger, opts)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultDischargeTTL
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Discharger{cfg: cfg, log: cfg.Logger}, nil
+	return &Discharger{key: key, check: check, cfg: cfg, log: cfg.Log}, nil
 }
 
 // PublicKey returns the discharger's public key, to pin in the first
-// party's Config.ThirdParties.
-func (d *Discharger) PublicKey() bakery.PublicKey { return d.cfg.Key.Public }
+// party's Service with WithThirdParty.
+func (d *Discharger) PublicKey() bakery.PublicKey { return d.key.Public }
 
 // Discharge discharges the third-party caveat with the given id; payload is
 // the encrypted caveat for version 3 caveats (the bakery keeps it beside
@@ -103,7 +85,7 @@ func (d *Discharger) Discharge(ctx context.Context, r *http.Request, id, payload
 	if len(payload) == 0 {
 		payload = id
 	}
-	info, err := decryptCaveat(d.cfg.Key, payload)
+	info, err := decryptCaveat(d.key, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +95,14 @@ func (d *Discharger) Discharge(ctx context.Context, r *http.Request, id, payload
 		// only from login macaroons.
 		return nil, fmt.Errorf("%w: need-declared caveats are not supported", ErrDenied)
 	}
-	if err := d.cfg.Check(ctx, r, cond); err != nil {
+	if err := d.check(ctx, r, cond); err != nil {
 		return nil, fmt.Errorf("%w: condition not satisfied: %w", ErrDenied, err)
 	}
 	dm, err := bakery.NewMacaroon(info.rootKey, id, "", info.version, info.ns)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create discharge", ErrMalformed)
 	}
-	exp := d.cfg.Now().Add(d.cfg.TTL)
+	exp := d.cfg.Now().Add(d.cfg.DischargeTTL)
 	if err := dm.AddCaveat(ctx, checkers.TimeBeforeCaveat(exp), nil, nil); err != nil {
 		return nil, fmt.Errorf("macaroon: adding time-before to discharge: %w", err)
 	}
@@ -226,7 +208,7 @@ func (d *Discharger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp := struct {
 			PublicKey *bakery.PublicKey
 			Version   bakery.Version `json:",omitempty"`
-		}{PublicKey: &d.cfg.Key.Public}
+		}{PublicKey: &d.key.Public}
 		if r.URL.Path == "/discharge/info" {
 			resp.Version = bakery.LatestVersion
 		}

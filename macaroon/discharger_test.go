@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/httpbakery"
@@ -24,18 +26,13 @@ func tlsFixture(t *testing.T) (*fixture, *httptest.Server, *DischargeClient) {
 	f := newFixture(t)
 	srv := httptest.NewTLSServer(f.dis)
 	t.Cleanup(srv.Close)
-	svc, err := NewService(Config{
-		Location:     "https://lpsec.example",
-		Key:          f.svc.cfg.Key,
-		RootKeys:     f.store,
-		ThirdParties: map[string]*bakery.PublicKey{srv.URL: &f.tpKey.Public},
-		Now:          f.clock.Now,
-	})
+	svc, err := NewService("https://lpsec.example", f.svc.key, f.store,
+		WithThirdParty(srv.URL, &f.tpKey.Public), WithClock(f.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.svc = svc
-	dc, err := NewDischargeClient(DischargeClientConfig{AllowedLocations: []string{srv.URL}, HTTPClient: srv.Client()})
+	dc, err := NewDischargeClient([]string{srv.URL}, WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +113,7 @@ func TestDischargeClientRefusesLocations(t *testing.T) {
 	requests := 0
 	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests++ }))
 	defer other.Close()
-	dc, err := NewDischargeClient(DischargeClientConfig{AllowedLocations: []string{other.URL}, HTTPClient: srv.Client()})
+	dc, err := NewDischargeClient([]string{other.URL}, WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +124,19 @@ func TestDischargeClientRefusesLocations(t *testing.T) {
 		t.Fatal("contacted a location that is not allow-listed")
 	}
 	for _, bad := range []string{"http://contracts.example", "contracts.example", "https://", "https://u:p@c.example", "https://c.example/?q=1"} {
-		if _, err := NewDischargeClient(DischargeClientConfig{AllowedLocations: []string{bad}}); !errors.Is(err, ErrLocationNotAllowed) {
+		if _, err := NewDischargeClient([]string{bad}); !errors.Is(err, ErrLocationNotAllowed) || !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("allow-list %q accepted: %v", bad, err)
 		}
 	}
-	if _, err := NewDischargeClient(DischargeClientConfig{}); err == nil {
-		t.Error("empty allow-list accepted")
+	if _, err := NewDischargeClient(nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("empty allow-list: %v; want ErrInvalidOption", err)
+	}
+	if _, err := NewDischargeClient([]string{"https://c.example"}, WithHTTPClient(nil)); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("WithHTTPClient(nil): %v; want ErrInvalidOption", err)
+	}
+	if _, err := NewDischargeClient([]string{"https://c.example"}, WithLogger(slog.Default())); !errors.Is(err, ErrInvalidOption) ||
+		!strings.Contains(err.Error(), "WithLogger does not apply to NewDischargeClient") {
+		t.Errorf("WithLogger to NewDischargeClient: %v; want ErrInvalidOption", err)
 	}
 }
 
@@ -141,13 +145,12 @@ func TestDischargeClientDoesNotFollowRedirects(t *testing.T) {
 	redirector := httptest.NewTLSServer(http.RedirectHandler(srv.URL+"/discharge", http.StatusTemporaryRedirect))
 	defer redirector.Close()
 	// Mint for the redirector's location with the real discharger's key.
-	svc, _ := NewService(Config{Location: "l", Key: f.svc.cfg.Key, RootKeys: f.store,
-		ThirdParties: map[string]*bakery.PublicKey{redirector.URL: &f.tpKey.Public}})
+	svc, _ := NewService("l", f.svc.key, f.store, WithThirdParty(redirector.URL, &f.tpKey.Public))
 	m, err := svc.MintResource(context.Background(), redirector.URL, "entitled", 0, opRegister)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, _ := NewDischargeClient(DischargeClientConfig{AllowedLocations: []string{redirector.URL}, HTTPClient: srv.Client()})
+	dc, _ := NewDischargeClient([]string{redirector.URL}, WithHTTPClient(srv.Client()))
 	if _, err := dc.DischargeAll(context.Background(), m); err == nil || !strings.Contains(err.Error(), "HTTP 307") {
 		t.Fatalf("err = %v, want the redirect refused", err)
 	}
@@ -228,13 +231,22 @@ func TestDischargerPublicKey(t *testing.T) {
 func TestNewDischargerRejectsBadConfig(t *testing.T) {
 	key, _ := GenerateKey()
 	check := func(context.Context, *http.Request, string) error { return nil }
-	for name, cfg := range map[string]DischargerConfig{
-		"no key":       {Check: check},
-		"no check":     {Key: key},
-		"negative ttl": {Key: key, Check: check, TTL: -1},
+	for _, tc := range []struct {
+		name  string
+		key   *bakery.KeyPair
+		check CheckFunc
+		opts  []Option
+		want  error
+	}{
+		{"no key", nil, check, nil, ErrInvalidKey},
+		{"no check", key, nil, nil, ErrInvalidOption},
+		{"negative ttl", key, check, []Option{WithDischargeTTL(-1)}, ErrInvalidOption},
+		{"zero ttl", key, check, []Option{WithDischargeTTL(0)}, ErrInvalidOption},
+		{"max ttl to discharger", key, check, []Option{WithMaxTTL(time.Hour)}, ErrInvalidOption},
+		{"nil logger", key, check, []Option{WithLogger(nil)}, ErrInvalidOption},
 	} {
-		if _, err := NewDischarger(cfg); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := NewDischarger(tc.key, tc.check, tc.opts...); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v; want %v", tc.name, err, tc.want)
 		}
 	}
 }

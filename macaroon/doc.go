@@ -8,7 +8,13 @@
 // one operation per endpoint. A third-party service wants NewDischarger,
 // and a client that must fetch discharges wants NewDischargeClient.
 // Root keys come from a RootKeyStore: NewMemoryRootKeyStore for a single
-// instance, NewPostgresRootKeyStore for several.
+// instance, macaroonpg.NewRootKeyStore (package
+// github.com/lpsec/lpsec/macaroon/macaroonpg, kept apart so that this
+// package links no database driver) for several.
+//
+// Constructors take what they require positionally and the rest as
+// options (WithThirdParty, WithDefaultTTL, WithMaxTTL, WithLogger, ...);
+// an option given where it does not apply is ErrInvalidOption.
 //
 // The package is built on go-macaroon-bakery v3.0.2 and gopkg.in/macaroon.v2
 // and keeps their wire formats, so the Go and Python bakeries interoperate
@@ -68,10 +74,10 @@
 // # Third parties
 //
 // A resource macaroon's third-party caveat is encrypted to a public key
-// pinned in Config.ThirdParties, never to one fetched at minting time. The
+// pinned with WithThirdParty, never to one fetched at minting time. The
 // caveat's location is not covered by any signature, so DischargeClient
 // contacts only allow-listed https locations and never follows redirects.
-// Discharger always adds a time-before caveat (DischargerConfig.TTL) to its
+// Discharger always adds a time-before caveat (WithDischargeTTL) to its
 // discharges and answers malformed requests with a 400 and an
 // httpbakery-style JSON error.
 package macaroon

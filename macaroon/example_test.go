@@ -21,19 +21,15 @@ func newService(thirdParty string, tpKey *bakery.PublicKey) *macaroon.Service {
 	if err != nil {
 		log.Fatal(err)
 	}
-	store, err := macaroon.NewMemoryRootKeyStore(macaroon.RootKeyPolicy{})
+	store, err := macaroon.NewMemoryRootKeyStore() // several instances: macaroonpg.NewRootKeyStore
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := macaroon.Config{
-		Location: "https://livepatch.example",
-		Key:      key,
-		RootKeys: store,
-	}
+	var opts []macaroon.Option
 	if tpKey != nil {
-		cfg.ThirdParties = map[string]*bakery.PublicKey{thirdParty: tpKey}
+		opts = append(opts, macaroon.WithThirdParty(thirdParty, tpKey))
 	}
-	svc, err := macaroon.NewService(cfg)
+	svc, err := macaroon.NewService("https://livepatch.example", key, store, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -97,14 +93,11 @@ func ExampleDischarger() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	d, err := macaroon.NewDischarger(macaroon.DischargerConfig{
-		Key: tpKey,
-		Check: func(ctx context.Context, r *http.Request, condition string) error {
-			if condition != "entitled livepatch" {
-				return errors.New("not entitled")
-			}
-			return nil
-		},
+	d, err := macaroon.NewDischarger(tpKey, func(ctx context.Context, r *http.Request, condition string) error {
+		if condition != "entitled livepatch" {
+			return errors.New("not entitled")
+		}
+		return nil
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -119,10 +112,7 @@ func ExampleDischarger() {
 		log.Fatal(err)
 	}
 
-	client, err := macaroon.NewDischargeClient(macaroon.DischargeClientConfig{
-		AllowedLocations: []string{contracts.URL},
-		HTTPClient:       contracts.Client(),
-	})
+	client, err := macaroon.NewDischargeClient([]string{contracts.URL}, macaroon.WithHTTPClient(contracts.Client()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func TestInteropPythonMintedMacaroonVerifies(t *testing.T) {
 		"root_key":             base64.StdEncoding.EncodeToString(rootKey),
 		"storage_id":           base64.StdEncoding.EncodeToString(storageID),
 		"location":             "https://lpsec.example",
-		"service_key":          rawKeyJSON(t, f.svc.cfg.Key),
+		"service_key":          rawKeyJSON(t, f.svc.key),
 		"third_party_key":      rawKeyJSON(t, f.tpKey),
 		"third_party_location": testTP,
 		"condition":            "entitled",

@@ -7,22 +7,24 @@ import (
 	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
 // MemoryRootKeyStore is a RootKeyStore that keeps root keys in process
 // memory and rotates them. It suits a single server instance that can
 // accept that a restart invalidates every macaroon it minted; several
-// instances, or keys that must survive restarts, need PostgresRootKeyStore.
+// instances, or keys that must survive restarts, need the PostgreSQL store (macaroonpg.NewRootKeyStore).
 //
 // Unlike bakery.NewMemRootKeyStore, it mints with a new key every
 // RotationPeriod, purges keys MaxTTL after their last use for minting, and
 // supports Revoke, which takes effect immediately.
 type MemoryRootKeyStore struct {
-	p RootKeyPolicy
+	p *core.Settings
 
 	mu      sync.RWMutex
-	keys    map[[rootKeyIDLen]byte]memoryRootKey
-	current [rootKeyIDLen]byte
+	keys    map[[core.RootKeyIDLen]byte]memoryRootKey
+	current [core.RootKeyIDLen]byte
 	hasCur  bool
 }
 
@@ -34,15 +36,17 @@ type memoryRootKey struct {
 
 var _ RootKeyStore = (*MemoryRootKeyStore)(nil)
 
-// NewMemoryRootKeyStore returns an empty in-memory store with the given
-// policy (the zero RootKeyPolicy is the production default). The first key
-// is made by the first RootKey call.
-func NewMemoryRootKeyStore(p RootKeyPolicy) (*MemoryRootKeyStore, error) {
-	p, err := p.resolve()
+// NewMemoryRootKeyStore returns an empty in-memory store. Without options
+// it follows the production default: a new minting key every 24 hours, each
+// kept for verification 240 hours past its last use for minting. Options:
+// WithRotationPeriod, WithMaxTTL, WithClock, WithLogger; any other is
+// ErrInvalidOption. The first key is made by the first RootKey call.
+func NewMemoryRootKeyStore(opts ...Option) (*MemoryRootKeyStore, error) {
+	p, err := core.Build("NewMemoryRootKeyStore", core.ForMemoryRootKeys, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &MemoryRootKeyStore{p: p, keys: make(map[[rootKeyIDLen]byte]memoryRootKey)}, nil
+	return &MemoryRootKeyStore{p: p, keys: make(map[[core.RootKeyIDLen]byte]memoryRootKey)}, nil
 }
 
 // RootKey returns the key to mint with and its id, making a new key when the
@@ -55,41 +59,41 @@ func (s *MemoryRootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte, e
 	defer s.mu.Unlock()
 	if s.hasCur {
 		if k, ok := s.keys[s.current]; ok && now.Before(k.mintUntil) {
-			return cloneBytes(k.key), cloneBytes(s.current[:]), nil
+			return core.Clone(k.key), core.Clone(s.current[:]), nil
 		}
 	}
 	s.purgeLocked(ctx, now)
-	key, newID, err := newRootKeyMaterial()
+	key, newID, err := core.NewRootKeyMaterial()
 	if err != nil {
 		return nil, nil, err
 	}
-	var kid [rootKeyIDLen]byte
+	var kid [core.RootKeyIDLen]byte
 	copy(kid[:], newID)
 	mintUntil := now.Add(s.p.RotationPeriod)
 	s.keys[kid] = memoryRootKey{key: key, mintUntil: mintUntil, expires: mintUntil.Add(s.p.MaxTTL)}
 	s.current, s.hasCur = kid, true
-	s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "root key rotated",
+	s.p.Log.LogAttrs(ctx, slog.LevelInfo, "root key rotated",
 		slog.String("event", "macaroon_root_key_rotated"), slog.String("store", "memory"),
-		rootKeyIDAttr(newID), slog.Time("expires", mintUntil.Add(s.p.MaxTTL)))
-	return cloneBytes(key), cloneBytes(newID), nil
+		core.RootKeyIDAttr(newID), slog.Time("expires", mintUntil.Add(s.p.MaxTTL)))
+	return core.Clone(key), core.Clone(newID), nil
 }
 
 // Get returns the root key with the given id, or exactly bakery.ErrNotFound
 // when the id is unknown, malformed, revoked or expired.
 func (s *MemoryRootKeyStore) Get(_ context.Context, id []byte) ([]byte, error) {
-	if len(id) != rootKeyIDLen {
+	if len(id) != core.RootKeyIDLen {
 		return nil, bakery.ErrNotFound
 	}
 	now := s.p.Now()
 	s.mu.RLock()
-	k, ok := s.keys[[rootKeyIDLen]byte(id)]
+	k, ok := s.keys[[core.RootKeyIDLen]byte(id)]
 	s.mu.RUnlock()
 	if !ok || !now.Before(k.expires) {
 		return nil, bakery.ErrNotFound
 	}
 	// Stored keys are never written after creation, so copying outside the
 	// lock is safe.
-	return cloneBytes(k.key), nil
+	return core.Clone(k.key), nil
 }
 
 // Revoke forgets the key with the given id at once: macaroons minted with it
@@ -98,10 +102,10 @@ func (s *MemoryRootKeyStore) Get(_ context.Context, id []byte) ([]byte, error) {
 // not verify either way); an id of the wrong length wraps
 // bakery.ErrNotFound.
 func (s *MemoryRootKeyStore) Revoke(ctx context.Context, id []byte) error {
-	if len(id) != rootKeyIDLen {
-		return errRevokeMalformedID
+	if len(id) != core.RootKeyIDLen {
+		return core.ErrRevokeMalformedID
 	}
-	kid := [rootKeyIDLen]byte(id)
+	kid := [core.RootKeyIDLen]byte(id)
 	s.mu.Lock()
 	_, existed := s.keys[kid]
 	delete(s.keys, kid)
@@ -109,9 +113,9 @@ func (s *MemoryRootKeyStore) Revoke(ctx context.Context, id []byte) error {
 		s.hasCur = false
 	}
 	s.mu.Unlock()
-	s.p.Logger.LogAttrs(ctx, slog.LevelWarn, "root key revoked",
+	s.p.Log.LogAttrs(ctx, slog.LevelWarn, "root key revoked",
 		slog.String("event", "macaroon_root_key_revoked"), slog.String("store", "memory"),
-		rootKeyIDAttr(id), slog.Bool("existed", existed))
+		core.RootKeyIDAttr(id), slog.Bool("existed", existed))
 	return nil
 }
 
@@ -124,12 +128,8 @@ func (s *MemoryRootKeyStore) purgeLocked(ctx context.Context, now time.Time) {
 		}
 	}
 	if n > 0 {
-		s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "expired root keys purged",
+		s.p.Log.LogAttrs(ctx, slog.LevelInfo, "expired root keys purged",
 			slog.String("event", "macaroon_root_key_purged"), slog.String("store", "memory"),
 			slog.Int("count", n))
 	}
 }
-
-// cloneBytes hands callers their own copy, so nothing they do to a returned
-// slice can change a stored key.
-func cloneBytes(b []byte) []byte { return append([]byte(nil), b...) }

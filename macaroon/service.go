@@ -17,12 +17,8 @@ import (
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
 	"github.com/go-macaroon-bakery/macaroonpb"
 	"gopkg.in/errgo.v1"
-)
 
-// Defaults for Config.
-const (
-	DefaultTTL    = 24 * time.Hour
-	DefaultMaxTTL = 240 * time.Hour
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
 const (
@@ -33,38 +29,16 @@ const (
 	userKey = "username"
 )
 
-// Config configures a Service. Location, Key and RootKeys are required.
-type Config struct {
-	// Location is this service's location, written into every macaroon.
-	Location string
-	// Key is the service's key pair; third-party caveats are encrypted
-	// with it (see the package documentation for what the keys are).
-	Key *bakery.KeyPair
-	// RootKeys holds the root keys macaroons are minted and verified with.
-	RootKeys RootKeyStore
-	// ThirdParties pins the third parties resource macaroons may address:
-	// https location → public key. A caveat for any other location is
-	// refused, so a fetched (spoofable) public key is never used.
-	ThirdParties map[string]*bakery.PublicKey
-	// DefaultTTL is the lifetime of a macaroon minted with ttl 0
-	// (default 24h).
-	DefaultTTL time.Duration
-	// MaxTTL caps every requested lifetime (default 240h).
-	MaxTTL time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// Logger receives security events (default: discard).
-	Logger *slog.Logger
-}
-
 // Service mints and verifies macaroons. It is safe for concurrent use.
 type Service struct {
-	cfg   Config
-	oven  *bakery.Oven
-	tp    map[string]bool
-	log   *slog.Logger
-	now   func() time.Time
-	stdNS *checkers.Namespace
+	key      *bakery.KeyPair
+	rootKeys RootKeyStore
+	cfg      *core.Settings
+	oven     *bakery.Oven
+	tp       map[string]bool
+	log      *slog.Logger
+	now      func() time.Time
+	stdNS    *checkers.Namespace
 }
 
 // Grant is what a verified macaroon authorizes.
@@ -80,58 +54,45 @@ type Grant struct {
 	Expiry time.Time
 }
 
-// NewService checks cfg and returns a Service.
-func NewService(cfg Config) (*Service, error) {
-	if cfg.Location == "" {
-		return nil, errors.New("macaroon: Config.Location is required")
+// NewService returns a Service that writes location into every macaroon,
+// encrypts third-party caveats with key (see the package documentation for
+// what the keys are) and mints and verifies with the root keys of rootKeys.
+// Options: WithThirdParty, WithDefaultTTL, WithMaxTTL, WithClock,
+// WithLogger; any other, an empty location or a nil rootKeys is
+// ErrInvalidOption, and a bad key pair ErrInvalidKey.
+func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opts ...Option) (*Service, error) {
+	if location == "" {
+		return nil, fmt.Errorf("%w: NewService: empty location", ErrInvalidOption)
 	}
-	if err := CheckKeyPair(cfg.Key); err != nil {
-		return nil, fmt.Errorf("macaroon: Config.Key: %w", err)
+	if err := CheckKeyPair(key); err != nil {
+		return nil, fmt.Errorf("macaroon: NewService: key: %w", err)
 	}
-	if cfg.RootKeys == nil {
-		return nil, errors.New("macaroon: Config.RootKeys is required")
+	if rootKeys == nil {
+		return nil, fmt.Errorf("%w: NewService: nil RootKeyStore", ErrInvalidOption)
 	}
-	if cfg.DefaultTTL == 0 {
-		cfg.DefaultTTL = DefaultTTL
-	}
-	if cfg.MaxTTL == 0 {
-		cfg.MaxTTL = DefaultMaxTTL
-	}
-	if cfg.DefaultTTL < 0 || cfg.MaxTTL < 0 || cfg.DefaultTTL > cfg.MaxTTL {
-		return nil, fmt.Errorf("macaroon: need 0 < DefaultTTL (%v) <= MaxTTL (%v)", cfg.DefaultTTL, cfg.MaxTTL)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg, err := core.Build("NewService", core.ForService, opts)
+	if err != nil {
+		return nil, err
 	}
 	locator := bakery.NewThirdPartyStore()
 	tp := make(map[string]bool, len(cfg.ThirdParties))
 	for loc, pk := range cfg.ThirdParties {
-		if err := checkHTTPSLocation(loc); err != nil {
-			return nil, fmt.Errorf("macaroon: Config.ThirdParties: %w", err)
-		}
-		if pk == nil {
-			return nil, fmt.Errorf("macaroon: Config.ThirdParties[%q]: nil public key", loc)
-		}
 		locator.AddInfo(loc, bakery.ThirdPartyInfo{PublicKey: *pk, Version: bakery.LatestVersion})
 		tp[loc] = true
 	}
 	stdNS := checkers.New(nil).Namespace()
-	store := cfg.RootKeys
 	oven := bakery.NewOven(bakery.OvenParams{
 		Namespace:          stdNS,
-		RootKeyStoreForOps: func([]bakery.Op) bakery.RootKeyStore { return store },
-		Key:                cfg.Key,
-		Location:           cfg.Location,
+		RootKeyStoreForOps: func([]bakery.Op) bakery.RootKeyStore { return rootKeys },
+		Key:                key,
+		Location:           location,
 		Locator:            locator,
 	})
-	return &Service{cfg: cfg, oven: oven, tp: tp, log: cfg.Logger, now: cfg.Now, stdNS: stdNS}, nil
+	return &Service{key: key, rootKeys: rootKeys, cfg: cfg, oven: oven, tp: tp, log: cfg.Log, now: cfg.Now, stdNS: stdNS}, nil
 }
 
 // PublicKey returns the service's public key.
-func (s *Service) PublicKey() bakery.PublicKey { return s.cfg.Key.Public }
+func (s *Service) PublicKey() bakery.PublicKey { return s.key.Public }
 
 // MintLogin mints a login macaroon for user granting ops. Its first caveat
 // declares the user, its second expires it after ttl (0 means DefaultTTL;
@@ -153,7 +114,7 @@ func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration,
 // must discharge after checking condition.
 func (s *Service) MintResource(ctx context.Context, location, condition string, ttl time.Duration, ops ...bakery.Op) (*bakery.Macaroon, error) {
 	if !s.tp[location] {
-		return nil, fmt.Errorf("%w: %q is not in Config.ThirdParties", ErrLocationNotAllowed, location)
+		return nil, fmt.Errorf("%w: %q is not pinned with WithThirdParty", ErrLocationNotAllowed, location)
 	}
 	if condition == "" || len(condition) > maxConditionBytes || !utf8.ValidString(condition) {
 		return nil, fmt.Errorf("macaroon: third-party condition must be 1..%d bytes of UTF-8", maxConditionBytes)
@@ -273,7 +234,7 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 	if err != nil {
 		return nil, err
 	}
-	rootKey, err := s.cfg.RootKeys.Get(ctx, storageID)
+	rootKey, err := s.rootKeys.Get(ctx, storageID)
 	if err != nil {
 		if errgo.Cause(err) == bakery.ErrNotFound || errors.Is(err, bakery.ErrNotFound) {
 			return nil, ErrUnknownRootKey

@@ -112,28 +112,17 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(f.logs, nil))
-	f.svc, err = NewService(Config{
-		Location:     "https://lpsec.example",
-		Key:          key,
-		RootKeys:     f.store,
-		ThirdParties: map[string]*bakery.PublicKey{testTP: &f.tpKey.Public},
-		Now:          f.clock.Now,
-		Logger:       logger,
-	})
+	f.svc, err = NewService("https://lpsec.example", key, f.store,
+		WithThirdParty(testTP, &f.tpKey.Public), WithClock(f.clock.Now), WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.dis, err = NewDischarger(DischargerConfig{
-		Key: f.tpKey,
-		Check: func(_ context.Context, _ *http.Request, cond string) error {
-			if cond != "entitled" {
-				return errors.New("not entitled")
-			}
-			return nil
-		},
-		Now:    f.clock.Now,
-		Logger: logger,
-	})
+	f.dis, err = NewDischarger(f.tpKey, func(_ context.Context, _ *http.Request, cond string) error {
+		if cond != "entitled" {
+			return errors.New("not entitled")
+		}
+		return nil
+	}, WithClock(f.clock.Now), WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,18 +237,36 @@ func TestNewServiceRejectsBadConfig(t *testing.T) {
 	other, _ := GenerateKey()
 	mismatched := &bakery.KeyPair{Public: other.Public, Private: key.Private}
 	store := newSvcStore()
-	for name, cfg := range map[string]Config{
-		"no location":          {Key: key, RootKeys: store},
-		"no key":               {Location: "l", RootKeys: store},
-		"mismatched key":       {Location: "l", Key: mismatched, RootKeys: store},
-		"no store":             {Location: "l", Key: key},
-		"default above max":    {Location: "l", Key: key, RootKeys: store, DefaultTTL: 2 * time.Hour, MaxTTL: time.Hour},
-		"http third party":     {Location: "l", Key: key, RootKeys: store, ThirdParties: map[string]*bakery.PublicKey{"http://c.example": &other.Public}},
-		"nil third-party key":  {Location: "l", Key: key, RootKeys: store, ThirdParties: map[string]*bakery.PublicKey{testTP: nil}},
-		"userinfo third party": {Location: "l", Key: key, RootKeys: store, ThirdParties: map[string]*bakery.PublicKey{"https://u:p@c.example": &other.Public}},
+	for _, tc := range []struct {
+		name     string
+		location string
+		key      *bakery.KeyPair
+		store    RootKeyStore
+		opts     []Option
+		want     error
+		msg      string
+	}{
+		{"no location", "", key, store, nil, ErrInvalidOption, "empty location"},
+		{"no key", "l", nil, store, nil, ErrInvalidKey, "key"},
+		{"mismatched key", "l", mismatched, store, nil, ErrInvalidKey, "key"},
+		{"no store", "l", key, nil, nil, ErrInvalidOption, "nil RootKeyStore"},
+		{"default above max", "l", key, store, []Option{WithDefaultTTL(2 * time.Hour), WithMaxTTL(time.Hour)}, ErrInvalidOption, "WithDefaultTTL 2h0m0s exceeds WithMaxTTL 1h0m0s"},
+		{"default above default max", "l", key, store, []Option{WithDefaultTTL(241 * time.Hour)}, ErrInvalidOption, "exceeds WithMaxTTL"},
+		{"zero default ttl", "l", key, store, []Option{WithDefaultTTL(0)}, ErrInvalidOption, "WithDefaultTTL: duration 0s is not positive"},
+		{"negative max ttl", "l", key, store, []Option{WithMaxTTL(-time.Hour)}, ErrInvalidOption, "WithMaxTTL: duration -1h0m0s is not positive"},
+		{"http third party", "l", key, store, []Option{WithThirdParty("http://c.example", &other.Public)}, ErrInvalidOption, "WithThirdParty"},
+		{"nil third-party key", "l", key, store, []Option{WithThirdParty(testTP, nil)}, ErrInvalidOption, "nil public key"},
+		{"userinfo third party", "l", key, store, []Option{WithThirdParty("https://u:p@c.example", &other.Public)}, ErrInvalidOption, "WithThirdParty"},
+		{"third party twice", "l", key, store, []Option{WithThirdParty(testTP, &other.Public), WithThirdParty(testTP, &other.Public)}, ErrInvalidOption, "given twice"},
+		{"nil logger", "l", key, store, []Option{WithLogger(nil)}, ErrInvalidOption, "WithLogger: nil logger"},
+		{"nil clock", "l", key, store, []Option{WithClock(nil)}, ErrInvalidOption, "WithClock: nil clock"},
+		{"discharge ttl to service", "l", key, store, []Option{WithDischargeTTL(time.Minute)}, ErrInvalidOption, "WithDischargeTTL does not apply to NewService"},
+		{"rotation to service", "l", key, store, []Option{WithRotationPeriod(time.Hour)}, ErrInvalidOption, "WithRotationPeriod does not apply to NewService"},
+		{"zero option", "l", key, store, []Option{{}}, ErrInvalidOption, "zero Option given to NewService"},
 	} {
-		if _, err := NewService(cfg); err == nil {
-			t.Errorf("%s: accepted", name)
+		_, err := NewService(tc.location, tc.key, tc.store, tc.opts...)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: err = %v; want %v saying %q", tc.name, err, tc.want, tc.msg)
 		}
 	}
 }
@@ -599,12 +606,12 @@ func TestEventsNeverCarryTheMacaroon(t *testing.T) {
 // With the package's rotating memory store: revocation kills every
 // macaroon minted under the key, and the next mint uses a fresh key.
 func TestServiceWithMemoryRootKeyStore(t *testing.T) {
-	store, err := NewMemoryRootKeyStore(RootKeyPolicy{})
+	store, err := NewMemoryRootKeyStore()
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := GenerateKey()
-	svc, err := NewService(Config{Location: "https://lpsec.example", Key: key, RootKeys: store})
+	svc, err := NewService("https://lpsec.example", key, store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func TestDischargeCrashersFromTestdata(t *testing.T) {
 		t.Fatal("no fail_discharge_* vectors")
 	}
 	key := vectorDischargerKey(t)
-	d, err := NewDischarger(DischargerConfig{Key: key, Check: func(context.Context, *http.Request, string) error { return nil }})
+	d, err := NewDischarger(key, func(context.Context, *http.Request, string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

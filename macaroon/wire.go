@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"gopkg.in/macaroon.v2"
+
+	"github.com/lpsec/lpsec/internal/authheader"
 )
 
 // Bounds on what a request may carry. They are far above what lpsec mints
@@ -40,11 +43,17 @@ const (
 	headerMacaroons = "Macaroons"
 	cookiePrefix    = "macaroon-"
 	authScheme      = "Macaroon"
+	// maxAuthorization bounds the Authorization header: the scheme, spaces
+	// and one encoded slice.
+	maxAuthorization = MaxEncodedBytes + 64
 )
 
 // RequestMacaroons returns the macaroon slices a request carries, in the
 // three forms lpsec accepts: httpbakery's Macaroons header, httpbakery's
-// macaroon-* cookies, and "Authorization: Macaroon <base64>". Each value is
+// macaroon-* cookies, and "Authorization: Macaroon <base64>" (read with the
+// header rules every lpsec package shares: one Authorization header, at most
+// MaxEncodedBytes of credentials, scheme in any case, one or more spaces,
+// no control bytes; a header for another scheme is ignored). Each value is
 // base64 (standard or URL alphabet, padded or not) of a JSON array of
 // macaroons, as httpbakery writes it, or of binary V2 macaroons
 // concatenated. A request without any returns (nil, nil); a value that
@@ -52,11 +61,14 @@ const (
 // ErrMalformed.
 func RequestMacaroons(r *http.Request) ([]Slice, error) {
 	var values []string
-	for _, v := range r.Header.Values("Authorization") {
-		scheme, rest, ok := strings.Cut(v, " ")
-		if ok && strings.EqualFold(scheme, authScheme) {
-			values = append(values, strings.TrimSpace(rest))
-		}
+	cred, err := authheader.Credentials(r.Header.Values("Authorization"), authScheme, maxAuthorization)
+	switch {
+	case err == nil:
+		values = append(values, cred)
+	case errors.Is(err, authheader.ErrMissing), errors.Is(err, authheader.ErrOtherScheme):
+		// No macaroon there; another scheme belongs to another handler.
+	default:
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	values = append(values, r.Header.Values(headerMacaroons)...)
 	for _, c := range r.Cookies() {

@@ -30,6 +30,7 @@ func TestRequestMacaroonsForms(t *testing.T) {
 	forms := map[string]func(r *http.Request){
 		"Authorization Macaroon":          func(r *http.Request) { r.Header.Set("Authorization", "Macaroon "+enc) },
 		"Authorization lower-case scheme": func(r *http.Request) { r.Header.Set("Authorization", "macaroon "+enc) },
+		"Authorization 1*SP and OWS":      func(r *http.Request) { r.Header.Set("Authorization", " MACAROON   "+enc+" ") },
 		"Authorization binary std base64": func(r *http.Request) {
 			r.Header.Set("Authorization", "Macaroon "+base64.StdEncoding.EncodeToString(bin))
 		},
@@ -85,6 +86,16 @@ func TestRequestMacaroonsHostile(t *testing.T) {
 			r.Header.Set("Macaroons", base64.RawURLEncoding.EncodeToString(data))
 		}, ErrMalformed},
 		"bad one spoils the rest": {func(r *http.Request) { r.Header["Macaroons"] = []string{enc, "***"} }, ErrMalformed},
+		// The Authorization header rules every lpsec package shares.
+		"two authorization headers":    {func(r *http.Request) { r.Header["Authorization"] = []string{"Macaroon " + enc, "Macaroon " + enc} }, ErrMalformed},
+		"other scheme beside macaroon": {func(r *http.Request) { r.Header["Authorization"] = []string{"Basic YTpi", "Macaroon " + enc} }, ErrMalformed},
+		"tab after scheme":             {func(r *http.Request) { r.Header.Set("Authorization", "Macaroon\t"+enc) }, ErrMalformed},
+		"crlf after credentials":       {func(r *http.Request) { r.Header.Set("Authorization", "Macaroon "+enc+"\r\nX: y") }, ErrMalformed},
+		"two credentials":              {func(r *http.Request) { r.Header.Set("Authorization", "Macaroon "+enc+" "+enc) }, ErrMalformed},
+		"oversized authorization": {func(r *http.Request) {
+			r.Header.Set("Authorization", "Macaroon "+strings.Repeat("A", MaxEncodedBytes+64))
+		}, ErrMalformed},
+		"scheme only": {func(r *http.Request) { r.Header.Set("Authorization", "Macaroon") }, ErrMalformed},
 	}
 	for name, c := range cases {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {

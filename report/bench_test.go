@@ -48,7 +48,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(typical)))
 		for b.Loop() {
-			if _, err := Decode(bytes.NewReader(typical), testNow); err != nil {
+			if _, err := Decode(bytes.NewReader(typical), atTestNow); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -154,7 +154,7 @@ func TestCollectThisMachine(t *testing.T) {
 		}
 	}
 	r.MachineID, _ = ParseHashedID(testHashedID)
-	if err := r.Validate(time.Now()); err != nil {
+	if err := r.Validate(); err != nil {
 		t.Fatalf("collected report fails validation: %v", err)
 	}
 }

@@ -17,8 +17,13 @@
 //	body, err := json.Marshal(r)
 //
 // Most servers want Decode, which bounds and validates everything a client
-// sends, and Hasher.Recognize to accept hashes made under the current and
-// previous keys only.
+// sends (a refusal is a *FieldError naming the field, matching
+// ErrInvalidReport), and Hasher.Recognize to accept hashes made under the
+// current key and the keys given to WithPreviousKeys only:
+//
+//	h, err := report.NewHasher(current, report.WithPreviousKeys(previous...))
+//	r, err := report.Decode(body)
+//	isCurrent, err := h.Recognize(r.MachineID)
 //
 // AppSpecificID derives the same application-specific ID as systemd's
 // sd_id128_get_machine_app_specific(3), for applications that need an ID

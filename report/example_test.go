@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/lpsec/lpsec/report"
@@ -50,7 +49,7 @@ func ExampleHasher_Hash() {
 // recognises IDs that clients made under the old one.
 func ExampleHasher_Recognize() {
 	oldKey, newKey := exampleKey("k1"), exampleKey("k2")
-	h, err := report.NewHasher(newKey, oldKey)
+	h, err := report.NewHasher(newKey, report.WithPreviousKeys(oldKey))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -124,16 +123,20 @@ func ExampleDecode() {
 	body := `{"architecture":"x86_64","kernel_version":"6.1.0-18-amd64",
 	  "machine_id":"k1:ea13de285f3ec9d0abb744e434edc82d20e8dbbce5016b361a69001f5583d5f3",
 	  "patch_state":"applied","patch_version":"98.1","last_check":"2026-11-22T09:30:00Z"}`
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) // a server passes time.Now()
-	r, err := report.Decode(strings.NewReader(body), now)
+	r, err := report.Decode(strings.NewReader(body)) // times checked against time.Now
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(r.KernelVersion, r.PatchState, r.MachineID.KeyID())
 
-	_, err = report.Decode(strings.NewReader(strings.Replace(body, `"applied"`, `"pwned"`, 1)), now)
-	fmt.Println(err, errors.Is(err, report.ErrInvalidPatchState))
+	_, err = report.Decode(strings.NewReader(strings.Replace(body, `"applied"`, `"pwned"`, 1)))
+	var fe *report.FieldError
+	if errors.As(err, &fe) {
+		fmt.Println(errors.Is(err, report.ErrInvalidReport), fe.Field)
+	}
+	fmt.Println(err)
 	// Output:
 	// 6.1.0-18-amd64 applied k1
-	// report: field patch_state: invalid patch state: "pwned" true
+	// true patch_state
+	// report: invalid report: field patch_state: invalid patch state: "pwned"
 }

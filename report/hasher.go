@@ -14,9 +14,9 @@ import (
 
 // Errors about keys and hashed machine IDs.
 var (
-	// ErrInvalidKey means NewKey or NewHasher was given an unusable key:
-	// a bad key ID, a secret shorter than MinKeySize or all zero, or two
-	// keys with the same ID.
+	// ErrInvalidKey means NewKey was given an unusable key ID or secret (a
+	// bad key ID, a secret shorter than MinKeySize or all zero), or
+	// NewHasher a current key not made by NewKey.
 	ErrInvalidKey = errors.New("report: invalid key")
 
 	// ErrInvalidHashedID means a string is not a hashed machine ID in the
@@ -89,6 +89,9 @@ func checkKeyID(id string) error {
 func keyIDChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
 }
+
+// valid reports whether k was made by NewKey (the zero Key was not).
+func (k Key) valid() bool { return k.id != "" && k.s != nil && len(k.s.b) >= MinKeySize }
 
 // ID returns the key ID.
 func (k Key) ID() string { return k.id }
@@ -204,20 +207,25 @@ type hashState struct {
 	sum [sha256.Size]byte
 }
 
-// NewHasher returns a Hasher that hashes under current and also recognises
-// hashes made under the previous keys (most recent first, by convention).
+// NewHasher returns a Hasher that hashes under current and, given
+// [WithPreviousKeys], also recognises hashes made under previous keys.
 // Rotate by making the old current key a previous key; drop a previous
-// key once no stored hash names it.
-func NewHasher(current Key, previous ...Key) (*Hasher, error) {
-	all := append([]Key{current}, previous...)
+// key once no stored hash names it. A current key not made by NewKey is
+// refused with ErrInvalidKey; a key ID given twice with ErrInvalidOption.
+func NewHasher(current Key, opts ...Option) (*Hasher, error) {
+	if !current.valid() {
+		return nil, fmt.Errorf("%w: the current key is not made by NewKey", ErrInvalidKey)
+	}
+	cfg, err := build("NewHasher", forHasher, opts)
+	if err != nil {
+		return nil, err
+	}
+	all := append([]Key{current}, cfg.previous...)
 	h := &Hasher{keys: make([]*hasherKey, 0, len(all))}
-	for i, k := range all {
-		if k.id == "" || k.s == nil || len(k.s.b) < MinKeySize {
-			return nil, fmt.Errorf("%w: key %d is not made by NewKey", ErrInvalidKey, i)
-		}
+	for _, k := range all {
 		for _, seen := range h.keys {
 			if seen.id == k.id {
-				return nil, fmt.Errorf("%w: key ID %q given twice", ErrInvalidKey, k.id)
+				return nil, fmt.Errorf("%w: WithPreviousKeys: key ID %q given twice", ErrInvalidOption, k.id)
 			}
 		}
 		secret := k.s.b

@@ -66,18 +66,22 @@ func TestNewKeyCopiesSecret(t *testing.T) {
 func TestNewHasherHostile(t *testing.T) {
 	k1 := testKey(t, "k1", 1)
 	for _, tc := range []struct {
-		name     string
-		current  Key
-		previous []Key
+		name    string
+		current Key
+		opts    []Option
+		want    error
+		msg     string
 	}{
-		{"zero_current_key", Key{}, nil},
-		{"zero_previous_key", k1, []Key{{}}},
-		{"duplicate_key_id", k1, []Key{testKey(t, "k1", 2)}},
-		{"same_key_twice", k1, []Key{k1}},
+		{"zero_current_key", Key{}, nil, ErrInvalidKey, "report: invalid key: the current key is not made by NewKey"},
+		{"zero_previous_key", k1, []Option{WithPreviousKeys(Key{})}, ErrInvalidOption, "report: invalid option: WithPreviousKeys: key 0 is not made by NewKey"},
+		{"duplicate_key_id", k1, []Option{WithPreviousKeys(testKey(t, "k1", 2))}, ErrInvalidOption, `report: invalid option: WithPreviousKeys: key ID "k1" given twice`},
+		{"same_key_twice", k1, []Option{WithPreviousKeys(k1)}, ErrInvalidOption, `report: invalid option: WithPreviousKeys: key ID "k1" given twice`},
+		{"duplicate_across_options", k1, []Option{WithPreviousKeys(testKey(t, "k0", 2)), WithPreviousKeys(testKey(t, "k0", 3))}, ErrInvalidOption, `report: invalid option: WithPreviousKeys: key ID "k0" given twice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewHasher(tc.current, tc.previous...); !errors.Is(err, ErrInvalidKey) {
-				t.Fatalf("err = %v, want ErrInvalidKey", err)
+			h, err := NewHasher(tc.current, tc.opts...)
+			if h != nil || !errors.Is(err, tc.want) || err.Error() != tc.msg {
+				t.Fatalf("NewHasher = %v, %v\nwant nil, %s", h, err, tc.msg)
 			}
 		})
 	}
@@ -130,7 +134,7 @@ func TestHasherRotation(t *testing.T) {
 	mid := mustHex16(t, "0123456789abcdef0123456789abcdef")
 	hOld, _ := NewHasher(old)
 	hForeign, _ := NewHasher(foreign)
-	h, err := NewHasher(cur, old)
+	h, err := NewHasher(cur, WithPreviousKeys(old))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,36 +12,19 @@ import (
 	"unicode/utf8"
 )
 
-// Errors from decoding and validating reports. Field-level errors come as a
-// *FieldError wrapping one of these.
+// Errors from decoding and validating reports.
 var (
-	// ErrReportTooLarge means the encoded report exceeds MaxReportSize.
+	// ErrInvalidReport means a report is refused: the input is not one
+	// JSON object of valid UTF-8, a field is unknown, given twice, missing
+	// or null, of the wrong JSON type, longer than MaxFieldLen, holds
+	// control characters, is not a valid patch state or hashed machine ID,
+	// or is a time out of range. The error is always a *FieldError saying
+	// which field and why.
+	ErrInvalidReport = errors.New("report: invalid report")
+
+	// ErrReportTooLarge means the encoded report exceeds MaxReportSize
+	// (an HTTP server answers 413 rather than 400).
 	ErrReportTooLarge = errors.New("report: report too large")
-
-	// ErrMalformedReport means the input is not one JSON object holding
-	// valid UTF-8, or has data after the object.
-	ErrMalformedReport = errors.New("report: malformed report")
-
-	// ErrUnknownField means the report has a field this package does not
-	// define. Names match exactly: "CPU_Model" is unknown.
-	ErrUnknownField = errors.New("report: unknown field")
-
-	// ErrDuplicateField means a field appears twice. JSON decoders disagree
-	// on which copy wins, so the report is refused.
-	ErrDuplicateField = errors.New("report: duplicate field")
-
-	// ErrMissingField means a required field (machine_id, patch_state) is
-	// absent.
-	ErrMissingField = errors.New("report: missing field")
-
-	// ErrInvalidField means a field has the wrong JSON type, is null, is
-	// longer than MaxFieldLen, or holds control characters.
-	ErrInvalidField = errors.New("report: invalid field")
-
-	// ErrTimeOutOfRange means a timestamp or duration is outside the sane
-	// range: before 2000-01-01, more than a day in the future, or an uptime
-	// that is negative or longer than 100 years.
-	ErrTimeOutOfRange = errors.New("report: time out of range")
 )
 
 // Bounds on reports received from clients.
@@ -61,18 +44,27 @@ const (
 	maxUptime    = 100 * 365 * 24 * time.Hour
 )
 
-// FieldError is a refusal of one field of a report. Err wraps one of the
-// package's sentinel errors, so errors.Is works through a FieldError.
+// FieldError is the refusal of a report: which field, and why. It
+// matches ErrInvalidReport with errors.Is. The reason quotes no more of
+// the input than a bounded field name or patch state, so it is safe to
+// log and to send back to the client.
 type FieldError struct {
-	Field string // the JSON field name
-	Err   error
+	Field  string // the JSON field name, or "" when the report as a whole is at fault
+	Reason string // what is wrong, e.g. "300 bytes, want at most 256"
 }
 
 func (e *FieldError) Error() string {
-	return "report: field " + e.Field + ": " + strings.TrimPrefix(e.Err.Error(), "report: ")
+	if e.Field == "" {
+		return ErrInvalidReport.Error() + ": " + e.Reason
+	}
+	return ErrInvalidReport.Error() + ": field " + e.Field + ": " + e.Reason
 }
 
-func (e *FieldError) Unwrap() error { return e.Err }
+func (e *FieldError) Unwrap() error { return ErrInvalidReport }
+
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
 
 // Report is what a client tells the server about a machine. It can hold
 // only a hashed machine ID, never the raw one.
@@ -153,14 +145,19 @@ func (r *Report) UnmarshalJSON(data []byte) error {
 }
 
 // Decode reads one JSON report from rd, as a server receives it, and
-// validates it against now (normally time.Now()). It refuses, with an error
-// wrapping the matching sentinel, input longer than MaxReportSize, anything
-// but a single JSON object of valid UTF-8, unknown, duplicate, missing or
-// null fields, strings longer than MaxFieldLen or holding control
-// characters, an unknown patch state, a malformed hashed machine ID, and
-// times out of range (see ErrTimeOutOfRange). Decode reads rd to its end or
-// to MaxReportSize+1 bytes, whichever comes first.
-func Decode(rd io.Reader, now time.Time) (Report, error) {
+// validates it against the current time (time.Now, or [WithClock]). It
+// refuses input longer than MaxReportSize with ErrReportTooLarge, and with
+// a *FieldError matching ErrInvalidReport anything but a single JSON
+// object of valid UTF-8, unknown, duplicate, missing or null fields,
+// strings longer than MaxFieldLen or holding control characters, an
+// unknown patch state, a malformed hashed machine ID, and times out of
+// range (see Report.Validate). Decode reads rd to its end or to
+// MaxReportSize+1 bytes, whichever comes first. It accepts [WithClock].
+func Decode(rd io.Reader, opts ...Option) (Report, error) {
+	s, err := build("Decode", forDecode, opts)
+	if err != nil {
+		return Report{}, err
+	}
 	b, err := io.ReadAll(io.LimitReader(rd, MaxReportSize+1))
 	if err != nil {
 		return Report{}, fmt.Errorf("report: read report: %w", err)
@@ -172,7 +169,7 @@ func Decode(rd io.Reader, now time.Time) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	if err := r.Validate(now); err != nil {
+	if err := r.validate(s.now()); err != nil {
 		return Report{}, err
 	}
 	return r, nil
@@ -183,48 +180,58 @@ func Decode(rd io.Reader, now time.Time) (Report, error) {
 func parseReport(b []byte) (Report, error) {
 	var r Report
 	if !utf8.Valid(b) {
-		return r, fmt.Errorf("%w: not valid UTF-8", ErrMalformedReport)
+		return r, invalid("", "not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return r, fmt.Errorf("%w: want a JSON object", ErrMalformedReport)
+		return r, invalid("", "want a JSON object")
 	}
 	var seen [len(fieldNames)]bool
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return Report{}, fmt.Errorf("%w: %v", ErrMalformedReport, err)
+			return Report{}, invalid("", "%s", syntaxReason(err))
 		}
 		name, _ := tok.(string) // object keys are always strings
 		f := fieldIndex(name)
 		if f < 0 {
-			return Report{}, fmt.Errorf("%w: %s", ErrUnknownField, quoteBounded(name))
+			return Report{}, invalid("", "unknown field %s", quoteBounded(name))
 		}
 		if seen[f] {
-			return Report{}, &FieldError{name, ErrDuplicateField}
+			return Report{}, invalid(name, "given twice")
 		}
 		seen[f] = true
 		tok, err = dec.Token()
 		if err != nil {
-			return Report{}, fmt.Errorf("%w: %v", ErrMalformedReport, err)
+			return Report{}, invalid(name, "%s", syntaxReason(err))
 		}
 		if err := r.set(f, tok); err != nil {
-			return Report{}, &FieldError{name, err}
+			return Report{}, &FieldError{Field: name, Reason: err.Error()}
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return Report{}, fmt.Errorf("%w: unterminated object", ErrMalformedReport)
+		return Report{}, invalid("", "unterminated object")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Report{}, fmt.Errorf("%w: data after the report", ErrMalformedReport)
+		return Report{}, invalid("", "data after the report")
 	}
 	for _, f := range []int{fMachineID, fPatchState} {
 		if !seen[f] {
-			return Report{}, &FieldError{fieldNames[f], ErrMissingField}
+			return Report{}, invalid(fieldNames[f], "missing")
 		}
 	}
 	return r, nil
+}
+
+// syntaxReason describes a JSON syntax error by its offset only: the
+// decoder's own message quotes input and differs between Go releases.
+func syntaxReason(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("JSON syntax error at byte %d", se.Offset)
+	}
+	return "JSON syntax error: unexpected end of input"
 }
 
 const (
@@ -276,18 +283,18 @@ func (r *Report) set(f int, tok json.Token) error {
 	if f == fUptime {
 		n, ok := tok.(json.Number)
 		if !ok {
-			return fmt.Errorf("%w: want a whole number of seconds", ErrInvalidField)
+			return errors.New("want a whole number of seconds")
 		}
 		s, err := strconv.ParseInt(string(n), 10, 64)
 		if err != nil || s < 0 || s > int64(maxUptime/time.Second) {
-			return fmt.Errorf("%w: want whole seconds from 0 to %d", ErrTimeOutOfRange, int64(maxUptime/time.Second))
+			return fmt.Errorf("want whole seconds from 0 to %d", int64(maxUptime/time.Second))
 		}
 		r.Uptime = time.Duration(s) * time.Second
 		return nil
 	}
 	s, ok := tok.(string)
 	if !ok {
-		return fmt.Errorf("%w: want a string", ErrInvalidField)
+		return errors.New("want a string")
 	}
 	if err := checkString(s); err != nil {
 		return err
@@ -313,18 +320,22 @@ func (r *Report) set(f int, tok json.Token) error {
 	case fPatchState:
 		r.PatchState, err = ParsePatchState(s)
 	}
-	return err
+	if err != nil {
+		// The parsers' errors are complete sentences under "report: ".
+		return errors.New(strings.TrimPrefix(err.Error(), "report: "))
+	}
+	return nil
 }
 
 func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: want an RFC 3339 time", ErrInvalidField)
+		return time.Time{}, errors.New("want an RFC 3339 time")
 	}
 	// Checked here as well as in validateShape because the zero time
 	// ("0001-01-01T00:00:00Z") would otherwise pass as "unknown".
 	if t.Before(minTime) {
-		return time.Time{}, fmt.Errorf("%w: want %s to year 9999", ErrTimeOutOfRange, minTime.Format(time.DateOnly))
+		return time.Time{}, fmt.Errorf("want %s to year 9999", minTime.Format(time.DateOnly))
 	}
 	return t.UTC(), nil
 }
@@ -333,20 +344,29 @@ func parseTime(s string) (time.Time, error) {
 // are refused because these strings end up in logs and admin screens.
 func checkString(s string) error {
 	if len(s) > MaxFieldLen {
-		return fmt.Errorf("%w: %d bytes, want at most %d", ErrInvalidField, len(s), MaxFieldLen)
+		return fmt.Errorf("%d bytes, want at most %d", len(s), MaxFieldLen)
 	}
 	for i, c := range s {
 		if c < 0x20 || c == 0x7f || 0x80 <= c && c <= 0x9f || c == utf8.RuneError {
-			return fmt.Errorf("%w: control or invalid character at byte %d", ErrInvalidField, i)
+			return fmt.Errorf("control or invalid character at byte %d", i)
 		}
 	}
 	return nil
 }
 
 // Validate checks r as Decode does: required fields present, strings
-// bounded, times after 2000-01-01 and at most a day after now, uptime
-// within 0 to 100 years. Errors are *FieldError values wrapping a sentinel.
-func (r *Report) Validate(now time.Time) error {
+// bounded, times after 2000-01-01 and at most a day after the current
+// time (time.Now, or [WithClock]), uptime within 0 to 100 years. A refusal
+// is a *FieldError matching ErrInvalidReport. It accepts [WithClock].
+func (r *Report) Validate(opts ...Option) error {
+	s, err := build("Report.Validate", forDecode, opts)
+	if err != nil {
+		return err
+	}
+	return r.validate(s.now())
+}
+
+func (r *Report) validate(now time.Time) error {
 	if err := r.validateShape(); err != nil {
 		return err
 	}
@@ -356,7 +376,7 @@ func (r *Report) Validate(now time.Time) error {
 		t    time.Time
 	}{{fieldNames[fBootTime], r.BootTime}, {fieldNames[fLastCheck], r.LastCheck}} {
 		if f.t.After(latest) {
-			return &FieldError{f.name, fmt.Errorf("%w: more than %v after the current time", ErrTimeOutOfRange, maxClockSkew)}
+			return invalid(f.name, "more than %v after the current time", maxClockSkew)
 		}
 	}
 	return nil
@@ -374,7 +394,7 @@ func (r *Report) validateShape() error {
 		{fieldNames[fClientVersion], r.ClientVersion},
 	} {
 		if err := checkString(f.s); err != nil {
-			return &FieldError{f.name, err}
+			return &FieldError{Field: f.name, Reason: err.Error()}
 		}
 	}
 	for _, f := range []struct {
@@ -382,17 +402,17 @@ func (r *Report) validateShape() error {
 		t    time.Time
 	}{{fieldNames[fBootTime], r.BootTime}, {fieldNames[fLastCheck], r.LastCheck}} {
 		if !f.t.IsZero() && (f.t.Before(minTime) || f.t.Year() > 9999) {
-			return &FieldError{f.name, fmt.Errorf("%w: want %s to year 9999", ErrTimeOutOfRange, minTime.Format(time.DateOnly))}
+			return invalid(f.name, "want %s to year 9999", minTime.Format(time.DateOnly))
 		}
 	}
 	if r.Uptime < 0 || r.Uptime > maxUptime {
-		return &FieldError{fieldNames[fUptime], fmt.Errorf("%w: want 0 to 100 years", ErrTimeOutOfRange)}
+		return invalid(fieldNames[fUptime], "want 0 to 100 years")
 	}
 	if r.MachineID.IsZero() {
-		return &FieldError{fieldNames[fMachineID], ErrMissingField}
+		return invalid(fieldNames[fMachineID], "missing")
 	}
 	if r.PatchState >= numPatchStates {
-		return &FieldError{fieldNames[fPatchState], fmt.Errorf("%w: %d", ErrInvalidPatchState, uint8(r.PatchState))}
+		return invalid(fieldNames[fPatchState], "undefined patch state %d", uint8(r.PatchState))
 	}
 	return nil
 }

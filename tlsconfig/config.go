@@ -73,7 +73,7 @@ func Server(opts ...Option) (*tls.Config, error) {
 		cfg.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get(h.Context()), nil }
 	}
 	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil {
-		return nil, fmt.Errorf("%w: use WithCertificate or WithCertificateFiles", ErrNoCertificate)
+		return nil, fmt.Errorf("%w: Server needs WithCertificate or WithCertificateFiles", ErrInvalidOption)
 	}
 	if s.clientCAs != nil {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert

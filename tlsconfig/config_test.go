@@ -54,9 +54,10 @@ func TestProfileSettings(t *testing.T) {
 	}
 }
 
-// TestOptionMisuse feeds constructors options that are malformed or meant
-// for another constructor: each must fail with ErrInvalidOption (or the
-// named sentinel), never be silently ignored.
+// TestOptionMisuse feeds constructors options that are malformed, missing
+// or meant for another constructor: each must fail with ErrInvalidOption
+// (or the named sentinel) and a message naming the option, never be
+// silently ignored.
 func TestOptionMisuse(t *testing.T) {
 	ca := newCA(t, "misuse CA")
 	cert, _, _ := ca.issue(t, leafSpec{}, "localhost")
@@ -68,39 +69,53 @@ func TestOptionMisuse(t *testing.T) {
 		name    string
 		run     func() error
 		wantErr error
+		msg     string // the whole error
 	}{
-		{"server_without_certificate", func() error { _, err := Server(); return err }, ErrNoCertificate},
-		{"client_ca_pool_on_client", func() error { return client(WithClientCAs(pool)) }, ErrInvalidOption},
-		{"root_pool_on_server", func() error { return server(WithRootCAs(pool)) }, ErrInvalidOption},
-		{"server_name_on_http_client", func() error { return httpc(WithServerName("x")) }, ErrInvalidOption},
-		{"proxy_on_tls_client", func() error { return client(WithProxy("http://p:3128", "", "")) }, ErrInvalidOption},
-		{"require_tls_on_server", func() error { return server(WithRequireTLS()) }, ErrInvalidOption},
-		{"zero_option", func() error { return client(Option{}) }, ErrInvalidOption},
-		{"unknown_profile", func() error { return client(WithProfile(Profile(7))) }, ErrInvalidOption},
-		{"nil_pool", func() error { return client(WithRootCAs(nil)) }, ErrInvalidOption},
-		{"nil_logger", func() error { return client(WithLogger(nil)) }, ErrInvalidOption},
-		{"nil_clock", func() error { return client(WithClock(nil)) }, ErrInvalidOption},
-		{"nil_verify", func() error { return client(WithVerifyConnection(nil)) }, ErrInvalidOption},
-		{"empty_certificate", func() error { return client(WithCertificate(tls.Certificate{})) }, ErrInvalidOption},
-		{"empty_cert_file_name", func() error { return client(WithCertificateFiles("", "k")) }, ErrInvalidOption},
-		{"certificate_and_files", func() error { return server(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrInvalidOption},
-		{"missing_cert_files", func() error { return client(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrKeyPair},
-		{"zero_dial_timeout", func() error { return httpc(WithDialTimeout(0)) }, ErrInvalidOption},
-		{"negative_idle_timeout", func() error { return httpc(WithIdleTimeout(-time.Second)) }, ErrInvalidOption},
-		{"zero_reload_interval", func() error { return server(WithReloadInterval(0)) }, ErrInvalidOption},
-		{"socks_proxy_url", func() error { return httpc(WithProxy("", "socks5://p:1080", "")) }, ErrInvalidOption},
-		{"proxy_url_without_host", func() error { return httpc(WithProxy("http://", "", "")) }, ErrInvalidOption},
-		{"proxy_url_unparsable", func() error { return httpc(WithProxy("http://[::1", "", "")) }, ErrInvalidOption},
-		{"tls_host_with_port", func() error { return httpc(WithTLSRequiredFor("example.com:443")) }, ErrInvalidOption},
-		{"tls_host_wildcard_only", func() error { return httpc(WithTLSRequiredFor("*.")) }, ErrInvalidOption},
+		{"server_without_certificate", func() error { _, err := Server(); return err }, ErrInvalidOption, "tlsconfig: invalid option: Server needs WithCertificate or WithCertificateFiles"},
+		{"client_ca_pool_on_client", func() error { return client(WithClientCAs(pool)) }, ErrInvalidOption, "tlsconfig: invalid option: WithClientCAs does not apply to Client"},
+		{"root_pool_on_server", func() error { return server(WithRootCAs(pool)) }, ErrInvalidOption, "tlsconfig: invalid option: WithRootCAs does not apply to Server"},
+		{"server_name_on_http_client", func() error { return httpc(WithServerName("x")) }, ErrInvalidOption, "tlsconfig: invalid option: WithServerName does not apply to HTTPClient"},
+		{"proxy_on_tls_client", func() error { return client(WithProxy("http://p:3128", "", "")) }, ErrInvalidOption, "tlsconfig: invalid option: WithProxy does not apply to Client"},
+		{"require_tls_on_server", func() error { return server(WithRequireTLS()) }, ErrInvalidOption, "tlsconfig: invalid option: WithRequireTLS does not apply to Server"},
+		{"zero_option", func() error { return client(Option{}) }, ErrInvalidOption, "tlsconfig: invalid option: zero Option given to Client"},
+		{"unknown_profile", func() error { return client(WithProfile(Profile(7))) }, ErrInvalidOption, "tlsconfig: invalid option: WithProfile: unknown profile 7"},
+		{"nil_pool", func() error { return client(WithRootCAs(nil)) }, ErrInvalidOption, "tlsconfig: invalid option: WithRootCAs: nil pool"},
+		{"nil_logger", func() error { return client(WithLogger(nil)) }, ErrInvalidOption, "tlsconfig: invalid option: WithLogger: nil logger"},
+		{"nil_clock", func() error { return client(WithClock(nil)) }, ErrInvalidOption, "tlsconfig: invalid option: WithClock: nil clock"},
+		{"nil_verify", func() error { return client(WithVerifyConnection(nil)) }, ErrInvalidOption, "tlsconfig: invalid option: WithVerifyConnection: nil function"},
+		{"empty_certificate", func() error { return client(WithCertificate(tls.Certificate{})) }, ErrInvalidOption, "tlsconfig: invalid option: WithCertificate: certificate without chain or key"},
+		{"empty_cert_file_name", func() error { return client(WithCertificateFiles("", "k")) }, ErrInvalidOption, "tlsconfig: invalid option: WithCertificateFiles: empty file name"},
+		{"certificate_and_files", func() error { return server(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrInvalidOption, "tlsconfig: invalid option: WithCertificate and WithCertificateFiles cannot be combined"},
+		{"missing_cert_files", func() error { return client(WithCertificateFiles("/nonexistent/c", "/nonexistent/k")) }, ErrKeyPair, "tlsconfig: unusable certificate/key pair: stat /nonexistent/c: no such file or directory"},
+		{"zero_dial_timeout", func() error { return httpc(WithDialTimeout(0)) }, ErrInvalidOption, "tlsconfig: invalid option: WithDialTimeout: duration 0s is not positive"},
+		{"negative_idle_timeout", func() error { return httpc(WithIdleTimeout(-time.Second)) }, ErrInvalidOption, "tlsconfig: invalid option: WithIdleTimeout: duration -1s is not positive"},
+		{"zero_reload_interval", func() error { return server(WithReloadInterval(0)) }, ErrInvalidOption, "tlsconfig: invalid option: WithReloadInterval: duration 0s is not positive"},
+		{"socks_proxy_url", func() error { return httpc(WithProxy("", "socks5://p:1080", "")) }, ErrInvalidOption, "tlsconfig: invalid option: WithProxy: proxy URL must be http://host[:port] or https://host[:port]"},
+		{"proxy_url_without_host", func() error { return httpc(WithProxy("http://", "", "")) }, ErrInvalidOption, "tlsconfig: invalid option: WithProxy: proxy URL must be http://host[:port] or https://host[:port]"},
+		{"proxy_url_unparsable", func() error { return httpc(WithProxy("http://[::1", "", "")) }, ErrInvalidOption, "tlsconfig: invalid option: WithProxy: proxy URL does not parse"},
+		{"tls_host_with_port", func() error { return httpc(WithTLSRequiredFor("example.com:443")) }, ErrInvalidOption, `tlsconfig: invalid option: WithTLSRequiredFor: host pattern "example.com:443" is not a host name or *.domain`},
+		{"nil_client_pool", func() error { return server(WithClientCAs(nil)) }, ErrInvalidOption, "tlsconfig: invalid option: WithClientCAs: nil pool"},
+		{"client_ca_pool_on_http_client", func() error { return httpc(WithClientCAs(pool)) }, ErrInvalidOption, "tlsconfig: invalid option: WithClientCAs does not apply to HTTPClient"},
+		{"empty_server_name", func() error { return client(WithServerName("")) }, ErrInvalidOption, "tlsconfig: invalid option: WithServerName: empty server name"},
+		{"server_name_on_server", func() error { return server(WithServerName("x")) }, ErrInvalidOption, "tlsconfig: invalid option: WithServerName does not apply to Server"},
+		{"empty_key_file_name", func() error { return server(WithCertificateFiles("c", "")) }, ErrInvalidOption, "tlsconfig: invalid option: WithCertificateFiles: empty file name"},
+		{"zero_handshake_timeout", func() error { return httpc(WithHandshakeTimeout(0)) }, ErrInvalidOption, "tlsconfig: invalid option: WithHandshakeTimeout: duration 0s is not positive"},
+		{"negative_header_timeout", func() error { return httpc(WithResponseHeaderTimeout(-1)) }, ErrInvalidOption, "tlsconfig: invalid option: WithResponseHeaderTimeout: duration -1ns is not positive"},
+		{"dial_timeout_on_server", func() error { return server(WithDialTimeout(time.Second)) }, ErrInvalidOption, "tlsconfig: invalid option: WithDialTimeout does not apply to Server"},
+		{"idle_timeout_on_client", func() error { return client(WithIdleTimeout(time.Second)) }, ErrInvalidOption, "tlsconfig: invalid option: WithIdleTimeout does not apply to Client"},
+		{"tls_hosts_on_client", func() error { return client(WithTLSRequiredFor("a.example")) }, ErrInvalidOption, "tlsconfig: invalid option: WithTLSRequiredFor does not apply to Client"},
+		{"tls_host_wildcard_only", func() error { return httpc(WithTLSRequiredFor("*.")) }, ErrInvalidOption, `tlsconfig: invalid option: WithTLSRequiredFor: host pattern "*." is not a host name or *.domain`},
 	}
+	var msgs []string
 	for _, tt := range tests {
+		msgs = append(msgs, tt.msg)
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.run(); !errors.Is(err, tt.wantErr) {
-				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			if err := tt.run(); !errors.Is(err, tt.wantErr) || err.Error() != tt.msg {
+				t.Fatalf("error = %v\nwant %v: %s", err, tt.wantErr, tt.msg)
 			}
 		})
 	}
+	requireEveryOption(t, "Option", msgs)
 }
 
 func TestGoClientNegotiatesX25519MLKEM768(t *testing.T) {

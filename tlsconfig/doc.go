@@ -13,7 +13,9 @@
 //     redirects, and [WithRequireTLS] to refuse plain-http downloads;
 //   - [Client] for a raw *tls.Config (database drivers, custom protocols).
 //
-// Configuration uses functional options ([Option]). No option can lower
+// Configuration uses functional options ([Option]); one that is malformed,
+// missing (a Server without a certificate) or given to a constructor it
+// does not apply to is refused with [ErrInvalidOption] naming it. No option can lower
 // the minimum version below TLS 1.2 or disable certificate verification;
 // options can only tighten ([WithProfile] with [Modern] for TLS 1.3 only,
 // [WithVerifyConnection] for extra checks that also run on resumed

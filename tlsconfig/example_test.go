@@ -94,10 +94,10 @@ func ExampleNewPool() {
 
 	_, err = tlsconfig.NewPool(tlsconfig.PEMFile("testdata/fail_private_key_in_bundle.pem"))
 	var pe *tlsconfig.PEMError
-	fmt.Println(errors.As(err, &pe), pe.Block, errors.Is(err, tlsconfig.ErrNotCertificate))
+	fmt.Println(errors.As(err, &pe), pe.Block, errors.Is(err, tlsconfig.ErrInvalidTrustSource))
 	fmt.Println(err)
 	// Output:
 	// file testdata/good_bundle_with_comments.pem (2 certificates) <nil>
 	// true 1 true
-	// testdata/fail_private_key_in_bundle.pem: PEM block 1: tlsconfig: PEM block is not a certificate: type "PRIVATE KEY"
+	// tlsconfig: invalid trust source: testdata/fail_private_key_in_bundle.pem: PEM block 1: type "PRIVATE KEY" is not CERTIFICATE
 }

@@ -139,7 +139,7 @@ func (g *guard) checkRedirect(req *http.Request, via []*http.Request) error {
 		for _, v := range via {
 			if strings.EqualFold(v.URL.Scheme, "https") {
 				g.refused(req.Context(), req.URL, "redirect", "https_downgrade")
-				return fmt.Errorf("%w: to %s://%s", ErrInsecureRedirect, req.URL.Scheme, req.URL.Host)
+				return fmt.Errorf("%w: redirect from https to %s://%s", ErrNotTLS, req.URL.Scheme, req.URL.Host)
 			}
 		}
 	}

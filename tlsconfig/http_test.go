@@ -233,23 +233,23 @@ func TestHTTPClientRefusesPlainHTTPBeforeDialling(t *testing.T) {
 		name   string
 		opts   []Option
 		url    func(r *recordingListener, httpsAddr string) string
-		want   error
+		detail string // what the ErrNotTLS error says after the sentinel
 		reason string
 	}{
 		{"require_tls_plain_url", []Option{WithRequireTLS()},
-			func(r *recordingListener, _ string) string { return r.url() }, ErrNotTLS, "tls_required"},
+			func(r *recordingListener, _ string) string { return r.url() }, `scheme "http" for host "127.0.0.1"`, "tls_required"},
 		{"require_tls_redirect_to_http", []Option{WithRequireTLS()},
 			func(r *recordingListener, h string) string {
 				return "https://" + h + "/to?u=" + url.QueryEscape(r.url())
-			}, ErrInsecureRedirect, "https_downgrade"},
+			}, "redirect from https to http://127.0.0.1:", "https_downgrade"},
 		{"https_to_http_redirect", nil,
 			func(r *recordingListener, h string) string {
 				return "https://" + h + "/to?u=" + url.QueryEscape(r.url())
-			}, ErrInsecureRedirect, "https_downgrade"},
+			}, "redirect from https to http://127.0.0.1:", "https_downgrade"},
 		{"host_requires_tls", []Option{WithTLSRequiredFor("127.0.0.1")},
-			func(r *recordingListener, _ string) string { return r.url() }, ErrNotTLS, "host_requires_tls"},
+			func(r *recordingListener, _ string) string { return r.url() }, `host "127.0.0.1" requires TLS`, "host_requires_tls"},
 		{"wildcard_host_requires_tls", []Option{WithTLSRequiredFor("*.0.0.1")},
-			func(r *recordingListener, _ string) string { return r.url() }, ErrNotTLS, "host_requires_tls"},
+			func(r *recordingListener, _ string) string { return r.url() }, `host "127.0.0.1" requires TLS`, "host_requires_tls"},
 	}
 	redirector := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
@@ -262,8 +262,8 @@ func TestHTTPClientRefusesPlainHTTPBeforeDialling(t *testing.T) {
 			c, err := HTTPClient(append(tt.opts, WithRootCAs(ca.pool(t)), WithProxy("", "", ""), WithLogger(logs.logger()))...)
 			must(t, err)
 			_, err = get(t, c, tt.url(rec, httpsAddr))
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("error = %v, want %v", err, tt.want)
+			if !errors.Is(err, ErrNotTLS) || !strings.Contains(err.Error(), ErrNotTLS.Error()+": "+tt.detail) {
+				t.Fatalf("error = %v, want ErrNotTLS: %s", err, tt.detail)
 			}
 			rec.assertNoDial(t)
 			if !strings.Contains(logs.String(), "event=tls_insecure_request_refused reason="+tt.reason) {
@@ -318,27 +318,34 @@ func TestHTTPClientTLSAndTimeouts(t *testing.T) {
 func TestRequireTLS(t *testing.T) {
 	tests := []struct {
 		name, url string
-		wantErr   error
+		detail    string // after "tlsconfig: TLS required but URL is not https: "; "" when accepted
 	}{
-		{"https", "https://patches.example/p.tar.bz2", nil},
-		{"https_upper_case_scheme", "HTTPS://patches.example/p", nil},
-		{"plain_http", "http://patches.example/p", ErrNotTLS},
-		{"ftp", "ftp://patches.example/p", ErrNotTLS},
-		{"relative", "/p.tar.bz2", ErrNotTLS},
-		{"https_without_host", "https:///p", ErrNotTLS},
-		{"opaque_https", "https:patches.example", ErrNotTLS},
-		{"file", "file:///etc/passwd", ErrNotTLS},
+		{"https", "https://patches.example/p.tar.bz2", ""},
+		{"https_upper_case_scheme", "HTTPS://patches.example/p", ""},
+		{"plain_http", "http://patches.example/p", `scheme "http" for host "patches.example"`},
+		{"ftp", "ftp://patches.example/p", `scheme "ftp" for host "patches.example"`},
+		{"relative", "/p.tar.bz2", `scheme "" for host ""`},
+		{"https_without_host", "https:///p", "https URL without host"},
+		{"opaque_https", "https:patches.example", "https URL without host"},
+		{"file", "file:///etc/passwd", `scheme "file" for host ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u, err := url.Parse(tt.url)
 			must(t, err)
-			if err := RequireTLS(u); !errors.Is(err, tt.wantErr) {
-				t.Fatalf("RequireTLS(%s) = %v, want %v", tt.url, err, tt.wantErr)
+			err = RequireTLS(u)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatalf("RequireTLS(%s) = %v", tt.url, err)
+				}
+				return
+			}
+			if want := ErrNotTLS.Error() + ": " + tt.detail; !errors.Is(err, ErrNotTLS) || err.Error() != want {
+				t.Fatalf("RequireTLS(%s) = %v, want %s", tt.url, err, want)
 			}
 		})
 	}
-	if err := RequireTLS(nil); !errors.Is(err, ErrNotTLS) {
+	if err := RequireTLS(nil); !errors.Is(err, ErrNotTLS) || err.Error() != ErrNotTLS.Error()+": no URL" {
 		t.Fatalf("RequireTLS(nil) = %v", err)
 	}
 }

@@ -331,11 +331,11 @@ func WithRequireTLS() Option {
 // subdomain of example.com. Applies to HTTPClient.
 func WithTLSRequiredFor(hosts ...string) Option {
 	return Option{"WithTLSRequiredFor", forHTTP, func(s *settings) error {
-		for _, h := range hosts {
-			h = strings.TrimSuffix(strings.ToLower(h), ".")
+		for _, orig := range hosts {
+			h := strings.TrimSuffix(strings.ToLower(orig), ".")
 			base := strings.TrimPrefix(h, "*.")
 			if base == "" || strings.ContainsAny(base, "*:/ ") {
-				return fmt.Errorf("host pattern %q is not a host name or *.domain", h)
+				return fmt.Errorf("host pattern %q is not a host name or *.domain", orig)
 			}
 			s.tlsHosts = append(s.tlsHosts, h)
 		}

@@ -80,7 +80,7 @@ func NewPool(sources ...PoolSource) (*Pool, error) {
 		return nil, fmt.Errorf("%w: NewPool needs at least one source", ErrInvalidOption)
 	}
 	if len(sources) > maxPoolSources {
-		return nil, fmt.Errorf("%w: %d pool sources, at most %d", ErrTooLarge, len(sources), maxPoolSources)
+		return nil, fmt.Errorf("%w: NewPool takes at most %d sources, got %d", ErrInvalidOption, maxPoolSources, len(sources))
 	}
 	p := &Pool{pool: x509.NewCertPool()}
 	if slices.ContainsFunc(sources, func(s PoolSource) bool { return s.kind == "system" }) {
@@ -103,7 +103,7 @@ func NewPool(sources ...PoolSource) (*Pool, error) {
 		case "certs":
 			certs = slices.DeleteFunc(slices.Clone(s.certs), func(c *x509.Certificate) bool { return c == nil })
 			if len(certs) == 0 {
-				return nil, fmt.Errorf("%w: %s", ErrNoCertificates, s.name)
+				return nil, fmt.Errorf("%w: %s: no certificates", ErrInvalidTrustSource, s.name)
 			}
 			desc = "certificates " + s.name
 		case "pem":
@@ -148,7 +148,7 @@ func (p *Pool) String() string {
 // starts but does not decode is not.
 func parsePEMCerts(name string, data []byte) ([]*x509.Certificate, error) {
 	if len(data) > maxPEMBytes {
-		return nil, fmt.Errorf("%w: %s is %d bytes, at most %d", ErrTooLarge, name, len(data), maxPEMBytes)
+		return nil, fmt.Errorf("%w: %s: more than %d bytes", ErrInvalidTrustSource, name, maxPEMBytes)
 	}
 	var certs []*x509.Certificate
 	begin := []byte("-----BEGIN")
@@ -159,35 +159,40 @@ func parsePEMCerts(name string, data []byte) ([]*x509.Certificate, error) {
 			break
 		}
 		if i >= maxPEMBlocks {
-			return nil, fmt.Errorf("%w: %s has more than %d PEM blocks", ErrTooLarge, name, maxPEMBlocks)
+			return nil, fmt.Errorf("%w: %s: more than %d PEM blocks", ErrInvalidTrustSource, name, maxPEMBlocks)
 		}
 		rest = rest[start:]
 		block, after := pem.Decode(rest)
 		// pem.Decode skips a malformed block and returns the next good one;
 		// a second BEGIN inside what it consumed means block i was skipped.
 		if block == nil || bytes.Count(rest[:len(rest)-len(after)], begin) != 1 {
-			return nil, &PEMError{Source: name, Block: i, Err: ErrBadPEM}
+			return nil, &PEMError{Source: name, Block: i, Reason: "malformed PEM"}
 		}
 		rest = after
 		if block.Type != "CERTIFICATE" {
-			return nil, &PEMError{Source: name, Block: i, Err: fmt.Errorf("%w: type %q", ErrNotCertificate, block.Type)}
+			return nil, &PEMError{Source: name, Block: i, Reason: fmt.Sprintf("type %q is not CERTIFICATE", boundType(block.Type))}
 		}
 		if len(block.Headers) != 0 {
-			return nil, &PEMError{Source: name, Block: i, Err: fmt.Errorf("%w: certificate block has headers", ErrBadPEM)}
+			return nil, &PEMError{Source: name, Block: i, Reason: "certificate block has headers"}
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, &PEMError{Source: name, Block: i, Err: fmt.Errorf("%w: %v", ErrBadCertificate, err)}
+			return nil, &PEMError{Source: name, Block: i, Reason: "certificate does not parse: " + err.Error()}
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: %s", ErrNoCertificates, name)
+		return nil, fmt.Errorf("%w: %s: no certificates", ErrInvalidTrustSource, name)
 	}
 	return certs, nil
 }
 
-// readBounded reads at most limit bytes of path, failing beyond that.
+// errTooLarge is readBounded's refusal; callers turn it into their own
+// sentinel (ErrInvalidTrustSource, ErrKeyPair) with the bound.
+var errTooLarge = errors.New("file too large")
+
+// readBounded reads at most limit bytes of path, failing with errTooLarge
+// beyond that.
 func readBounded(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -199,20 +204,26 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, path, limit)
+		return nil, errTooLarge
 	}
 	return data, nil
 }
 
 func readPEMFile(path string) ([]*x509.Certificate, error) {
 	certs, _, err := readPEMFileLimit(path, maxPEMBytes)
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("%w: %s: more than %d bytes", ErrInvalidTrustSource, path, maxPEMBytes)
+	}
 	return certs, err
 }
 
 // readPEMFileLimit reads and parses at most limit bytes of path, and also
-// returns how many bytes it read.
+// returns how many bytes it read. Beyond limit it returns errTooLarge.
 func readPEMFileLimit(path string, limit int64) ([]*x509.Certificate, int64, error) {
 	data, err := readBounded(path, limit)
+	if errors.Is(err, errTooLarge) {
+		return nil, 0, err
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("tlsconfig: reading trust file: %w", err)
 	}
@@ -245,12 +256,15 @@ func readPEMDir(dir string) ([]*x509.Certificate, int, error) {
 			continue
 		}
 		if files++; files > maxDirFiles {
-			return nil, 0, fmt.Errorf("%w: %s has more than %d files", ErrTooLarge, dir, maxDirFiles)
+			return nil, 0, fmt.Errorf("%w: %s: more than %d files", ErrInvalidTrustSource, dir, maxDirFiles)
 		}
 		cs, n, err := readPEMFileLimit(path, min(left, maxPEMBytes))
 		if err != nil {
-			if errors.Is(err, ErrTooLarge) && left < maxPEMBytes {
-				return nil, 0, fmt.Errorf("%w: %s holds more than %d bytes", ErrTooLarge, dir, maxDirBytes)
+			if errors.Is(err, errTooLarge) {
+				if left < maxPEMBytes {
+					return nil, 0, fmt.Errorf("%w: %s: more than %d bytes", ErrInvalidTrustSource, dir, maxDirBytes)
+				}
+				return nil, 0, fmt.Errorf("%w: %s: more than %d bytes", ErrInvalidTrustSource, path, maxPEMBytes)
 			}
 			return nil, 0, err
 		}
@@ -258,7 +272,17 @@ func readPEMDir(dir string) ([]*x509.Certificate, int, error) {
 		certs = append(certs, cs...)
 	}
 	if len(certs) == 0 {
-		return nil, 0, fmt.Errorf("%w: %s", ErrNoCertificates, dir)
+		return nil, 0, fmt.Errorf("%w: %s: no certificates", ErrInvalidTrustSource, dir)
 	}
 	return certs, files, nil
+}
+
+// boundType cuts a PEM block type for an error message: it comes from the
+// file, which may be anything.
+func boundType(t string) string {
+	const max = 40
+	if len(t) > max {
+		return t[:max] + "..."
+	}
+	return t
 }

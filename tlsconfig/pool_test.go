@@ -3,6 +3,7 @@ package tlsconfig
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -15,32 +16,33 @@ import (
 func TestNewPoolVectors(t *testing.T) {
 	tests := []struct {
 		file      string
-		wantErr   error
-		wantBlock int // for *PEMError; -1 when the error is not about one block
-		wantCerts int
+		wantBlock int    // for *PEMError; -1 when the error is not about one block
+		wantCerts int    // when the file loads
+		reason    string // after "tlsconfig: invalid trust source: <source>: "; "" when the file loads
 	}{
-		{"good_single.pem", nil, 0, 1},
-		{"good_bundle_with_comments.pem", nil, 0, 2},
-		{"fail_private_key_in_bundle.pem", ErrNotCertificate, 1, 0},
-		{"fail_crl_block.pem", ErrNotCertificate, 1, 0},
-		{"fail_broken_middle_block.pem", ErrBadPEM, 1, 0},
-		{"fail_truncated_last_block.pem", ErrBadPEM, 1, 0},
-		{"fail_block_with_headers.pem", ErrBadPEM, 0, 0},
-		{"fail_garbage_der.pem", ErrBadCertificate, 0, 0},
-		{"fail_no_certificates.pem", ErrNoCertificates, -1, 0},
+		{"good_single.pem", 0, 1, ""},
+		{"good_bundle_with_comments.pem", 0, 2, ""},
+		{"fail_private_key_in_bundle.pem", 1, 0, `PEM block 1: type "PRIVATE KEY" is not CERTIFICATE`},
+		{"fail_crl_block.pem", 1, 0, `PEM block 1: type "X509 CRL" is not CERTIFICATE`},
+		{"fail_broken_middle_block.pem", 1, 0, "PEM block 1: malformed PEM"},
+		{"fail_truncated_last_block.pem", 1, 0, "PEM block 1: malformed PEM"},
+		{"fail_block_with_headers.pem", 0, 0, "PEM block 0: certificate block has headers"},
+		{"fail_garbage_der.pem", 0, 0, "PEM block 0: certificate does not parse: x509: malformed certificate"},
+		{"fail_no_certificates.pem", -1, 0, "no certificates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join("testdata", tt.file)
 			p, err := NewPool(PEMFile(path))
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("NewPool(%s) error = %v, want %v", tt.file, err, tt.wantErr)
-			}
-			if tt.wantErr == nil {
-				if p.count != tt.wantCerts {
-					t.Errorf("loaded %d certificates, want %d", p.count, tt.wantCerts)
+			if tt.reason == "" {
+				if err != nil || p.count != tt.wantCerts {
+					t.Fatalf("NewPool(%s) = %v certificates, %v; want %d", tt.file, p, err, tt.wantCerts)
 				}
 				return
+			}
+			want := "tlsconfig: invalid trust source: " + path + ": " + tt.reason
+			if !errors.Is(err, ErrInvalidTrustSource) || err.Error() != want {
+				t.Fatalf("NewPool(%s) error = %v\nwant %s", tt.file, err, want)
 			}
 			var pe *PEMError
 			if tt.wantBlock < 0 {
@@ -52,8 +54,9 @@ func TestNewPoolVectors(t *testing.T) {
 			}
 			// The same bytes from memory fail the same way.
 			data, _ := os.ReadFile(path)
-			if _, err := NewPool(PEM(tt.file, data)); !errors.Is(err, tt.wantErr) {
-				t.Errorf("PEM source: error = %v, want %v", err, tt.wantErr)
+			want = "tlsconfig: invalid trust source: " + tt.file + ": " + tt.reason
+			if _, err := NewPool(PEM(tt.file, data)); !errors.Is(err, ErrInvalidTrustSource) || err.Error() != want {
+				t.Errorf("PEM source: error = %v\nwant %s", err, want)
 			}
 		})
 	}
@@ -74,28 +77,36 @@ func TestNewPoolHostileSources(t *testing.T) {
 		path := writeFile(t, filepath.Join(bigDir, fmt.Sprintf("ca%02d.pem", i)), good)
 		must(t, os.Truncate(path, maxPEMBytes-1))
 	}
+	emptyDir := t.TempDir()
+	const invalid = "tlsconfig: invalid trust source: "
 	tests := []struct {
 		name    string
 		sources []PoolSource
 		wantErr error
+		msg     string // the whole error
 	}{
-		{"no_sources", nil, ErrInvalidOption},
-		{"oversized_dir", []PoolSource{PEMDir(bigDir)}, ErrTooLarge},
-		{"zero_source", []PoolSource{{}}, ErrInvalidOption},
-		{"oversized_file", []PoolSource{PEMFile(huge)}, ErrTooLarge},
-		{"oversized_bytes", []PoolSource{PEM("big", make([]byte, maxPEMBytes+1))}, ErrTooLarge},
-		{"too_many_blocks", []PoolSource{PEM("many", bytes.Repeat(good, maxPEMBlocks+1))}, ErrTooLarge},
-		{"too_many_sources", make([]PoolSource, maxPoolSources+1), ErrTooLarge},
-		{"nil_certificates", []PoolSource{Certificates("none", nil)}, ErrNoCertificates},
-		{"missing_file", []PoolSource{PEMFile(filepath.Join(dir, "absent.pem"))}, os.ErrNotExist},
-		{"missing_dir", []PoolSource{PEMDir(filepath.Join(dir, "absent"))}, os.ErrNotExist},
-		{"empty_dir", []PoolSource{PEMDir(t.TempDir())}, ErrNoCertificates},
-		{"good_then_bad", []PoolSource{PEM("good", good), PEMFile("testdata/fail_garbage_der.pem")}, ErrBadCertificate},
+		{"no_sources", nil, ErrInvalidOption, "tlsconfig: invalid option: NewPool needs at least one source"},
+		{"zero_source", []PoolSource{{}}, ErrInvalidOption, "tlsconfig: invalid option: zero PoolSource"},
+		{"too_many_sources", make([]PoolSource, maxPoolSources+1), ErrInvalidOption, "tlsconfig: invalid option: NewPool takes at most 64 sources, got 65"},
+		{"oversized_dir", []PoolSource{PEMDir(bigDir)}, ErrInvalidTrustSource, invalid + bigDir + ": more than 33554432 bytes"},
+		{"oversized_file", []PoolSource{PEMFile(huge)}, ErrInvalidTrustSource, invalid + huge + ": more than 8388608 bytes"},
+		{"oversized_bytes", []PoolSource{PEM("big", make([]byte, maxPEMBytes+1))}, ErrInvalidTrustSource, invalid + "big: more than 8388608 bytes"},
+		{"too_many_blocks", []PoolSource{PEM("many", bytes.Repeat(good, maxPEMBlocks+1))}, ErrInvalidTrustSource, invalid + "many: more than 4096 PEM blocks"},
+		{"long_block_type", []PoolSource{PEM("long", pem.EncodeToMemory(&pem.Block{Type: strings.Repeat("X", 100), Bytes: []byte{1}}))},
+			ErrInvalidTrustSource, invalid + `long: PEM block 0: type "` + strings.Repeat("X", 40) + `..." is not CERTIFICATE`},
+		{"nil_certificates", []PoolSource{Certificates("none", nil)}, ErrInvalidTrustSource, invalid + "none: no certificates"},
+		{"empty_dir", []PoolSource{PEMDir(emptyDir)}, ErrInvalidTrustSource, invalid + emptyDir + ": no certificates"},
+		{"good_then_bad", []PoolSource{PEM("good", good), PEMFile("testdata/fail_garbage_der.pem")}, ErrInvalidTrustSource,
+			invalid + "testdata/fail_garbage_der.pem: PEM block 0: certificate does not parse: x509: malformed certificate"},
+		{"missing_file", []PoolSource{PEMFile(filepath.Join(dir, "absent.pem"))}, os.ErrNotExist,
+			"tlsconfig: reading trust file: open " + filepath.Join(dir, "absent.pem") + ": no such file or directory"},
+		{"missing_dir", []PoolSource{PEMDir(filepath.Join(dir, "absent"))}, os.ErrNotExist,
+			"tlsconfig: reading trust directory: open " + filepath.Join(dir, "absent") + ": no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := NewPool(tt.sources...); !errors.Is(err, tt.wantErr) {
-				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			if _, err := NewPool(tt.sources...); !errors.Is(err, tt.wantErr) || err.Error() != tt.msg {
+				t.Fatalf("error = %v\nwant %v: %s", err, tt.wantErr, tt.msg)
 			}
 		})
 	}
@@ -132,8 +143,8 @@ func TestNewPoolDirectory(t *testing.T) {
 	bad := writeFile(t, filepath.Join(dir, "zz-bad.crt"), []byte("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"))
 	_, err = NewPool(PEMDir(dir))
 	var pe *PEMError
-	if !errors.Is(err, ErrBadPEM) || !errors.As(err, &pe) || pe.Source != bad {
-		t.Fatalf("error = %v, want ErrBadPEM naming %s", err, bad)
+	if !errors.Is(err, ErrInvalidTrustSource) || !errors.As(err, &pe) || pe.Source != bad {
+		t.Fatalf("error = %v, want ErrInvalidTrustSource naming %s", err, bad)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -99,11 +100,11 @@ func (k *keyPairFiles) reloadLocked(now time.Time) (changed bool, err error) {
 	k.certInfo, k.keyInfo = ci, ki
 	certPEM, err := readBounded(k.certFile, maxKeyPairBytes)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrKeyPair, err)
+		return false, keyPairReadError(k.certFile, err)
 	}
 	keyPEM, err := readBounded(k.keyFile, maxKeyPairBytes)
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrKeyPair, err)
+		return false, keyPairReadError(k.keyFile, err)
 	}
 	h := sha256.New()
 	h.Write(certPEM)
@@ -126,6 +127,13 @@ func (k *keyPairFiles) reloadLocked(now time.Time) (changed bool, err error) {
 	}
 	k.cur.Store(&pair)
 	return true, nil
+}
+
+func keyPairReadError(path string, err error) error {
+	if errors.Is(err, errTooLarge) {
+		return fmt.Errorf("%w: %s: more than %d bytes", ErrKeyPair, path, maxKeyPairBytes)
+	}
+	return fmt.Errorf("%w: %v", ErrKeyPair, err)
 }
 
 func sameFile(a, b os.FileInfo) bool {

@@ -2,13 +2,18 @@
 // registration ("auth") tokens, machine tokens and sync tokens, all random
 // (version 4) UUIDs, stored only as digests.
 //
-// Most servers want [NewPostgresStore] (call [PostgresStore.Migrate] at
-// startup) and [NewMiddleware] in front of their handlers:
+// Most servers want the PostgreSQL store, tokenpg.NewStore from
+// github.com/lpsec/lpsec/token/tokenpg (call its Migrate at startup), and
+// [NewMiddleware] in front of their handlers:
 //
-//	store := token.NewPostgresStore(db, token.WithLogger(logger))
+//	store, err := tokenpg.NewStore(db, token.WithLogger(logger))
 //	if err := store.Migrate(ctx); err != nil { ... }
-//	mw := token.NewMiddleware(store, token.WithLogger(logger))
+//	mw, err := token.NewMiddleware(store, token.WithLogger(logger))
 //	mux.Handle("GET /v1/patches", mw.Machine(patches))
+//
+// The PostgreSQL store is a package of its own so that a program that
+// imports token only for [MemoryStore] or [Middleware] links no database
+// driver.
 //
 // The three kinds of token:
 //
@@ -45,7 +50,7 @@
 // # Failing closed
 //
 // Every store error wraps [ErrUnavailable] and never reads as success; the
-// middleware answers 503. [PostgresStore] caches nothing, so several
+// middleware answers 503. The PostgreSQL store caches nothing, so several
 // instances on one database see each other's tokens and revocations at
 // their next query, and it recovers by itself when the database returns.
 //

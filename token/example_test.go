@@ -2,7 +2,6 @@ package token_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/lpsec/lpsec/token"
 )
 
@@ -19,7 +17,10 @@ import (
 // then authenticates the machine's requests.
 func Example() {
 	ctx := context.Background()
-	store := token.NewMemoryStore()
+	store, err := token.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	// Admin: a token that registers up to 10 machines into "stable".
 	regToken, reg, err := store.IssueRegistration(ctx, token.Registration{
@@ -75,13 +76,16 @@ func ExampleID() {
 // Re-registering a machine revokes its previous machine token.
 func ExampleMemoryStore_Register() {
 	ctx := context.Background()
-	store := token.NewMemoryStore()
+	store, err := token.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
 	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: token.Unlimited})
 
 	first, _, _ := store.Register(ctx, reg, "machine-a")
 	second, _, _ := store.Register(ctx, reg, "machine-a")
 
-	_, err := store.AuthenticateMachine(ctx, first)
+	_, err = store.AuthenticateMachine(ctx, first)
 	fmt.Println(errors.Is(err, token.ErrRevoked))
 	_, err = store.AuthenticateMachine(ctx, second)
 	fmt.Println(err)
@@ -92,11 +96,17 @@ func ExampleMemoryStore_Register() {
 
 func ExampleMiddleware_Machine() {
 	ctx := context.Background()
-	store := token.NewMemoryStore()
+	store, err := token.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
 	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: 1})
 	machineToken, _, _ := store.Register(ctx, reg, "machine-a")
 
-	mw := token.NewMiddleware(store)
+	mw, err := token.NewMiddleware(store)
+	if err != nil {
+		log.Fatal(err)
+	}
 	patches := mw.Machine(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m, _ := token.MachineFromContext(r.Context())
 		fmt.Fprintf(w, "patches for tier %s", m.Tier)
@@ -118,11 +128,18 @@ func ExampleMiddleware_Machine() {
 // with 401, and the handler exchanges the token for a machine token.
 func ExampleMiddleware_Registration() {
 	ctx := context.Background()
-	store := token.NewMemoryStore()
+	store, err := token.NewMemoryStore()
+	if err != nil {
+		log.Fatal(err)
+	}
 	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: 1})
 
 	mux := http.NewServeMux()
-	mux.Handle("PUT /v1/client/{machine}", token.NewMiddleware(store).Registration(
+	mw, err := token.NewMiddleware(store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux.Handle("PUT /v1/client/{machine}", mw.Registration(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			regToken, _ := token.BearerToken(r) // checked by the middleware
 			machineToken, _, err := store.Register(r.Context(), regToken, r.PathValue("machine"))
@@ -152,19 +169,17 @@ func ExampleMiddleware_Registration() {
 	// 401 got a machine token: false
 }
 
-func ExampleNewPostgresStore() {
-	ctx := context.Background()
-	db, err := sql.Open("pgx", "postgres://lpsec@db.example/lpsec")
+// Options say which constructors take them; a misplaced one is an error,
+// never silently ignored.
+func ExampleNewMiddleware() {
+	store, err := token.NewMemoryStore(token.WithMachineLifetime(90 * 24 * time.Hour))
 	if err != nil {
 		log.Fatal(err)
 	}
-	store := token.NewPostgresStore(db)
-	if err := store.Migrate(ctx); err != nil {
-		log.Fatal(err)
-	}
-	syncToken, _, err := store.IssueSync(ctx, token.Sync{Tier: "stable", Name: "mirror-eu"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	_ = syncToken // give it to the other server's admin, once
+	_, err = token.NewMiddleware(store, token.WithMachineLifetime(time.Hour))
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, token.ErrInvalidOption))
+	// Output:
+	// token: invalid option: WithMachineLifetime does not apply to NewMiddleware
+	// true
 }

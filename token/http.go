@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+
+	"github.com/lpsec/lpsec/internal/authheader"
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
 // MaxAuthorizationLen bounds the Authorization header the middleware reads:
@@ -18,27 +20,22 @@ const MaxAuthorizationLen = 128
 var ErrNoBearer = errors.New("token: no bearer token")
 
 // BearerToken returns the token of the request's single
-// "Authorization: Bearer <token>" header (scheme name in any case, RFC 7235),
-// checked with Parse. A missing header or another scheme gives ErrNoBearer;
-// several Authorization headers, an oversized one or a malformed token give
+// "Authorization: Bearer <token>" header, checked with Parse. The header
+// follows the rules every lpsec package applies (RFC 9110 §11.6.2): scheme
+// in any case, one or more spaces before the token, optional whitespace
+// around the value ignored, no control or non-ASCII byte anywhere. A missing
+// header or another scheme gives ErrNoBearer; several Authorization headers,
+// one longer than MaxAuthorizationLen, a header that breaks those rules
+// (including "Bearer" with no token) or a malformed token give
 // ErrMalformed.
 func BearerToken(r *http.Request) (string, error) {
-	vals := r.Header.Values("Authorization")
+	tok, err := authheader.Credentials(r.Header.Values("Authorization"), "Bearer", MaxAuthorizationLen)
 	switch {
-	case len(vals) == 0:
+	case errors.Is(err, authheader.ErrMissing), errors.Is(err, authheader.ErrOtherScheme):
 		return "", ErrNoBearer
-	case len(vals) > 1:
-		return "", fmt.Errorf("%w: %d Authorization headers", ErrMalformed, len(vals))
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	v := vals[0]
-	if len(v) > MaxAuthorizationLen {
-		return "", fmt.Errorf("%w: Authorization header longer than %d bytes", ErrMalformed, MaxAuthorizationLen)
-	}
-	const scheme = "bearer "
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", ErrNoBearer
-	}
-	tok := v[len(scheme):]
 	if _, err := Parse(tok); err != nil {
 		return "", err
 	}
@@ -56,10 +53,18 @@ type Middleware struct {
 	log   *slog.Logger
 }
 
-// NewMiddleware returns a Middleware on store. Options: WithLogger.
-func NewMiddleware(store Store, opts ...Option) *Middleware {
-	c := newConfig(opts)
-	return &Middleware{store: store, log: c.log}
+// NewMiddleware returns a Middleware on store. Options: WithLogger; any
+// other (WithClock, WithMachineLifetime belong to the store) is
+// ErrInvalidOption, as is a nil store.
+func NewMiddleware(store Store, opts ...Option) (*Middleware, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: NewMiddleware: nil Store", ErrInvalidOption)
+	}
+	c, err := core.Build("NewMiddleware", core.ForMiddleware, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Middleware{store: store, log: c.Log}, nil
 }
 
 type ctxKey int
@@ -115,26 +120,26 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 			// The digest prefix lets an admin match the refusal to a record
 			// (or see it matches none) without the log holding the token.
 			prefix := ""
-			if d, derr := digestOf(tok); derr == nil {
-				prefix = d.short()
+			if d, derr := core.DigestOf(tok); derr == nil {
+				prefix = d.Short()
 			}
 			m.refuse(r.Context(), w, kind, prefix, err)
 			return
 		}
 		m.log.LogAttrs(ctx, slog.LevelDebug, "token authenticated",
 			slog.String("event", "token_authn_ok"), slog.String("kind", kind),
-			slog.String("id_prefix", id[:logPrefixLen]))
+			slog.String("id_prefix", id[:core.LogPrefixLen]))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, prefix string, err error) {
-	attrs := []slog.Attr{slog.String("event", evAuthnFailed), slog.String("kind", kind)}
+	attrs := []slog.Attr{slog.String("event", core.EvAuthnFailed), slog.String("kind", kind)}
 	switch {
 	case errors.Is(err, ErrNoBearer):
 		attrs = append(attrs, slog.String("reason", "missing"))
 	default:
-		attrs = append(attrs, slog.String("reason", reason(err)))
+		attrs = append(attrs, slog.String("reason", core.Reason(err)))
 	}
 	if prefix != "" {
 		attrs = append(attrs, slog.String("id_prefix", prefix))

@@ -40,9 +40,11 @@ func newFixture(t *testing.T) *fixture {
 	ctx := context.Background()
 	f := &fixture{logs: new(bytes.Buffer)}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.store = NewMemoryStore(WithLogger(log))
-	f.mw = NewMiddleware(f.store, WithLogger(log))
+	f.store = mustMemory(t, WithLogger(log))
 	var err error
+	if f.mw, err = NewMiddleware(f.store, WithLogger(log)); err != nil {
+		t.Fatal(err)
+	}
 	f.reg, _, err = f.store.IssueRegistration(ctx, Registration{Tier: "stable", Name: "fleet", Uses: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +77,12 @@ func TestMiddlewarePassesRecordInContext(t *testing.T) {
 	if got.Machine != "m1" || got.Tier != "stable" {
 		t.Fatalf("record %+v", got)
 	}
-	// The scheme name is case-insensitive (RFC 7235), the token too.
-	if w := serve(h, "bearer "+strings.ToUpper(f.mtok)); w.Code != 200 {
-		t.Fatalf("lowercase scheme: code %d", w.Code)
+	// The scheme name is case-insensitive (RFC 9110), the token too; one or
+	// more spaces separate them, and whitespace around the value is ignored.
+	for _, hdr := range []string{"bearer " + strings.ToUpper(f.mtok), "BEARER  " + f.mtok, " Bearer " + f.mtok + "\t"} {
+		if w := serve(h, hdr); w.Code != 200 {
+			t.Fatalf("%q: code %d", hdr, w.Code)
+		}
 	}
 
 	var sy Sync
@@ -123,10 +128,13 @@ func TestMiddlewareRefusesHostileRequests(t *testing.T) {
 	}{
 		{"no_header", f.mw.Machine, nil, "Bearer", "missing"},
 		{"basic_scheme", f.mw.Machine, []string{"Basic dXNlcjpwYXNz"}, "Bearer", "missing"},
-		{"scheme_only", f.mw.Machine, []string{"Bearer"}, "Bearer", "missing"},
+		{"scheme_only", f.mw.Machine, []string{"Bearer"}, invalid, "malformed"},
 		{"empty_token", f.mw.Machine, []string{"Bearer "}, invalid, "malformed"},
-		{"two_spaces", f.mw.Machine, []string{"Bearer  " + f.mtok}, invalid, "malformed"},
-		{"trailing_space", f.mw.Machine, []string{"Bearer " + f.mtok + " "}, invalid, "malformed"},
+		{"tab_separator", f.mw.Machine, []string{"Bearer\t" + f.mtok}, invalid, "malformed"},
+		{"crlf_after_token", f.mw.Machine, []string{"Bearer " + f.mtok + "\r\nX-Tier: beta"}, invalid, "malformed"},
+		{"nul_after_token", f.mw.Machine, []string{"Bearer " + f.mtok + "\x00"}, invalid, "malformed"},
+		{"second_token", f.mw.Machine, []string{"Bearer " + f.mtok + " " + f.stok}, invalid, "malformed"},
+		{"two_headers_other_scheme", f.mw.Machine, []string{"Basic dXNlcjpwYXNz", "Bearer " + f.mtok}, invalid, "malformed"},
 		{"two_authorization_headers", f.mw.Machine, []string{"Bearer " + f.mtok, "Bearer " + unknown}, invalid, "malformed"},
 		{"oversized_header", f.mw.Machine, []string{"Bearer " + strings.Repeat("a", 1<<16)}, invalid, "malformed"},
 		{"urn_token", f.mw.Machine, []string{"Bearer urn:uuid:" + f.mtok}, invalid, "malformed"},
@@ -199,7 +207,10 @@ func (failingStore) AuthenticateMachine(context.Context, string) (Machine, error
 func TestMiddlewareStoreDownIs503(t *testing.T) {
 	tok, _ := Generate()
 	var logs bytes.Buffer
-	mw := NewMiddleware(failingStore{}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	mw, err := NewMiddleware(failingStore{}, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := serve(mw.Machine(okHandler()), "Bearer "+tok)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("code %d, want 503", w.Code)
@@ -212,20 +223,26 @@ func TestMiddlewareStoreDownIs503(t *testing.T) {
 // FuzzBearerToken: whatever the header, the middleware never lets a request
 // through unless the header holds the one live token, and never panics.
 func FuzzBearerToken(f *testing.F) {
-	s := NewMemoryStore()
+	s := mustMemory(f)
 	reg, _, _ := s.IssueRegistration(context.Background(), Registration{Tier: "t", Name: "n", Uses: 1})
 	tok, _, err := s.Register(context.Background(), reg, "m")
 	if err != nil {
 		f.Fatal(err)
 	}
-	mw := NewMiddleware(s).Machine(okHandler())
-	for _, seed := range []string{"Bearer " + tok, "bearer " + strings.ToUpper(tok), "Bearer", "Basic abc", "Bearer urn:uuid:" + tok, "", "Bearer " + reg} {
+	m, err := NewMiddleware(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mw := m.Machine(okHandler())
+	for _, seed := range []string{"Bearer " + tok, "bearer " + strings.ToUpper(tok), "Bearer", "Basic abc", "Bearer urn:uuid:" + tok, "", "Bearer " + reg, "Bearer  " + tok + " ", "Bearer\t" + tok} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
 		w := serve(mw, header)
 		if w.Code == http.StatusNoContent {
-			if len(header) != len("Bearer ")+len(tok) || !strings.EqualFold(header, "Bearer "+tok) {
+			// Only the RFC 9110 framing around the one live token passes.
+			scheme, rest, _ := strings.Cut(strings.Trim(header, " \t"), " ")
+			if !strings.EqualFold(scheme, "Bearer") || !strings.EqualFold(strings.TrimLeft(rest, " "), tok) || len(header) > MaxAuthorizationLen {
 				t.Fatalf("request let through with a header that is not the token")
 			}
 		} else if w.Code != http.StatusUnauthorized {

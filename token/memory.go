@@ -3,63 +3,42 @@ package token
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
 // MemoryStore is a Store in process memory, for tests, single-instance
 // servers and development. Its contents are lost on exit and not shared
-// between processes; use PostgresStore for anything else.
+// between processes; use tokenpg.Store for anything else.
 type MemoryStore struct {
-	cfg config
+	cfg core.Settings
 
 	mu       sync.Mutex
-	regs     map[digest]*Registration
-	machines map[digest]*Machine
-	syncs    map[digest]*Sync
-	live     map[string]digest // machine name -> its live machine token
+	regs     map[core.Digest]*Registration
+	machines map[core.Digest]*Machine
+	syncs    map[core.Digest]*Sync
+	live     map[string]core.Digest // machine name -> its live machine token
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore. Options: WithClock,
-// WithLogger, WithMachineLifetime.
-func NewMemoryStore(opts ...Option) *MemoryStore {
-	return &MemoryStore{
-		cfg:      newConfig(opts),
-		regs:     make(map[digest]*Registration),
-		machines: make(map[digest]*Machine),
-		syncs:    make(map[digest]*Sync),
-		live:     make(map[string]digest),
-	}
-}
-
-// newToken returns a token and its digest.
-// prepareRegister is what every Store's Register does before touching
-// storage, so that both stores refuse the same inputs: it digests the
-// registration token, checks the machine name, and mints the machine token.
-func prepareRegister(registrationToken, machine string) (rd digest, tok string, md digest, err error) {
-	if rd, err = digestOf(registrationToken); err != nil {
-		return digest{}, "", digest{}, err
-	}
-	if err = checkField("machine", machine); err != nil {
-		return digest{}, "", digest{}, err
-	}
-	if tok, md, err = newToken(); err != nil {
-		return digest{}, "", digest{}, err
-	}
-	return rd, tok, md, nil
-}
-
-func newToken() (string, digest, error) {
-	tok, err := Generate()
+// WithLogger, WithMachineLifetime; any other is ErrInvalidOption.
+func NewMemoryStore(opts ...Option) (*MemoryStore, error) {
+	cfg, err := core.Build("NewMemoryStore", core.ForStores, opts)
 	if err != nil {
-		return "", digest{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, err
 	}
-	d, err := digestOf(tok)
-	return tok, d, err
+	return &MemoryStore{
+		cfg:      cfg,
+		regs:     make(map[core.Digest]*Registration),
+		machines: make(map[core.Digest]*Machine),
+		syncs:    make(map[core.Digest]*Sync),
+		live:     make(map[string]core.Digest),
+	}, nil
 }
 
 // IssueRegistration implements Store.
@@ -67,21 +46,21 @@ func (s *MemoryStore) IssueRegistration(ctx context.Context, r Registration) (st
 	if err := ctx.Err(); err != nil {
 		return "", Registration{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	now := s.cfg.clock()
-	if err := r.check(now); err != nil {
+	now := s.cfg.Clock()
+	if err := core.CheckRegistration(r.Tier, r.Name, r.Uses, r.ValidUntil, now); err != nil {
 		return "", Registration{}, err
 	}
-	tok, d, err := newToken()
+	tok, d, err := core.NewToken()
 	if err != nil {
 		return "", Registration{}, err
 	}
 	rec := Registration{ID: d.String(), Tier: r.Tier, Name: r.Name, Uses: r.Uses, UsesLeft: r.Uses,
-		ValidUntil: stamp(r.ValidUntil), Created: now}
+		ValidUntil: core.Stamp(r.ValidUntil), Created: now}
 	s.mu.Lock()
 	stored := rec
 	s.regs[d] = &stored
 	s.mu.Unlock()
-	logIssued(ctx, s.cfg.log, "registration", d)
+	core.LogIssued(ctx, s.cfg.Log, "registration", d)
 	return tok, rec, nil
 }
 
@@ -90,31 +69,21 @@ func (s *MemoryStore) AuthenticateRegistration(ctx context.Context, tok string) 
 	if err := ctx.Err(); err != nil {
 		return Registration{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	d, err := digestOf(tok)
+	d, err := core.DigestOf(tok)
 	if err != nil {
 		return Registration{}, err
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.regs[d]
 	if !ok {
 		return Registration{}, ErrUnknown
 	}
-	if err := registrationState(r, now); err != nil {
+	if err := core.RegistrationState(r.Revoked, r.ValidUntil, r.UsesLeft, now); err != nil {
 		return Registration{}, err
 	}
 	return *r, nil
-}
-
-func registrationState(r *Registration, now time.Time) error {
-	if err := state(r.Revoked, r.ValidUntil, now); err != nil {
-		return err
-	}
-	if r.UsesLeft == 0 {
-		return ErrExhausted
-	}
-	return nil
 }
 
 // Register implements Store.
@@ -122,22 +91,22 @@ func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine s
 	if err := ctx.Err(); err != nil {
 		return "", Machine{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	rd, tok, md, err := prepareRegister(registrationToken, machine)
+	rd, tok, md, err := core.PrepareRegister(registrationToken, machine)
 	if err != nil {
 		return "", Machine{}, err
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 
 	s.mu.Lock()
 	r, ok := s.regs[rd]
 	if !ok {
 		s.mu.Unlock()
-		logRegisterFailed(ctx, s.cfg.log, rd, ErrUnknown)
+		core.LogRegisterFailed(ctx, s.cfg.Log, rd, ErrUnknown)
 		return "", Machine{}, ErrUnknown
 	}
-	if err := registrationState(r, now); err != nil {
+	if err := core.RegistrationState(r.Revoked, r.ValidUntil, r.UsesLeft, now); err != nil {
 		s.mu.Unlock()
-		logRegisterFailed(ctx, s.cfg.log, rd, err)
+		core.LogRegisterFailed(ctx, s.cfg.Log, rd, err)
 		return "", Machine{}, err
 	}
 	if r.UsesLeft > 0 {
@@ -148,15 +117,15 @@ func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine s
 		s.machines[old].Revoked = true
 	}
 	m := Machine{ID: md.String(), Machine: machine, Tier: r.Tier, Registration: r.ID,
-		Created: now, ValidUntil: s.cfg.machineValidUntil(now)}
+		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
 	stored := m
 	s.machines[md] = &stored
 	s.live[machine] = md
 	s.mu.Unlock()
 
-	logRegistered(ctx, s.cfg.log, rd, md)
+	core.LogRegistered(ctx, s.cfg.Log, rd, md)
 	if replaced {
-		logReplaced(ctx, s.cfg.log, old, md)
+		core.LogReplaced(ctx, s.cfg.Log, old, md)
 	}
 	return tok, m, nil
 }
@@ -166,21 +135,21 @@ func (s *MemoryStore) AuthenticateMachine(ctx context.Context, tok string) (Mach
 	if err := ctx.Err(); err != nil {
 		return Machine{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	d, err := digestOf(tok)
+	d, err := core.DigestOf(tok)
 	if err != nil {
 		return Machine{}, err
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.machines[d]
 	if !ok {
 		return Machine{}, ErrUnknown
 	}
-	if err := state(m.Revoked, m.ValidUntil, now); err != nil {
+	if err := core.State(m.Revoked, m.ValidUntil, now); err != nil {
 		return Machine{}, err
 	}
-	if m.LastSeen.IsZero() || !m.LastSeen.After(now.Add(-lastSeenEvery)) {
+	if m.LastSeen.IsZero() || !m.LastSeen.After(now.Add(-core.LastSeenEvery)) {
 		m.LastSeen = now
 	}
 	return *m, nil
@@ -191,20 +160,20 @@ func (s *MemoryStore) IssueSync(ctx context.Context, sy Sync) (string, Sync, err
 	if err := ctx.Err(); err != nil {
 		return "", Sync{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	now := s.cfg.clock()
-	if err := sy.check(now); err != nil {
+	now := s.cfg.Clock()
+	if err := core.CheckSync(sy.Tier, sy.Name, sy.ValidUntil, now); err != nil {
 		return "", Sync{}, err
 	}
-	tok, d, err := newToken()
+	tok, d, err := core.NewToken()
 	if err != nil {
 		return "", Sync{}, err
 	}
-	rec := Sync{ID: d.String(), Tier: sy.Tier, Name: sy.Name, ValidUntil: stamp(sy.ValidUntil), Created: now}
+	rec := Sync{ID: d.String(), Tier: sy.Tier, Name: sy.Name, ValidUntil: core.Stamp(sy.ValidUntil), Created: now}
 	s.mu.Lock()
 	stored := rec
 	s.syncs[d] = &stored
 	s.mu.Unlock()
-	logIssued(ctx, s.cfg.log, "sync", d)
+	core.LogIssued(ctx, s.cfg.Log, "sync", d)
 	return tok, rec, nil
 }
 
@@ -213,21 +182,21 @@ func (s *MemoryStore) AuthenticateSync(ctx context.Context, tok string) (Sync, e
 	if err := ctx.Err(); err != nil {
 		return Sync{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	d, err := digestOf(tok)
+	d, err := core.DigestOf(tok)
 	if err != nil {
 		return Sync{}, err
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sy, ok := s.syncs[d]
 	if !ok {
 		return Sync{}, ErrUnknown
 	}
-	if err := state(sy.Revoked, sy.ValidUntil, now); err != nil {
+	if err := core.State(sy.Revoked, sy.ValidUntil, now); err != nil {
 		return Sync{}, err
 	}
-	if sy.LastUsed.IsZero() || !sy.LastUsed.After(now.Add(-lastSeenEvery)) {
+	if sy.LastUsed.IsZero() || !sy.LastUsed.After(now.Add(-core.LastSeenEvery)) {
 		sy.LastUsed = now
 	}
 	return *sy, nil
@@ -235,7 +204,7 @@ func (s *MemoryStore) AuthenticateSync(ctx context.Context, tok string) (Sync, e
 
 // RevokeRegistration implements Store.
 func (s *MemoryStore) RevokeRegistration(ctx context.Context, id string) error {
-	return s.revoke(ctx, "registration", id, func(d digest) bool {
+	return s.revoke(ctx, "registration", id, func(d core.Digest) bool {
 		r, ok := s.regs[d]
 		if ok {
 			r.Revoked = true
@@ -246,7 +215,7 @@ func (s *MemoryStore) RevokeRegistration(ctx context.Context, id string) error {
 
 // RevokeMachine implements Store.
 func (s *MemoryStore) RevokeMachine(ctx context.Context, id string) error {
-	return s.revoke(ctx, "machine", id, func(d digest) bool {
+	return s.revoke(ctx, "machine", id, func(d core.Digest) bool {
 		m, ok := s.machines[d]
 		if ok {
 			m.Revoked = true
@@ -260,7 +229,7 @@ func (s *MemoryStore) RevokeMachine(ctx context.Context, id string) error {
 
 // RevokeSync implements Store.
 func (s *MemoryStore) RevokeSync(ctx context.Context, id string) error {
-	return s.revoke(ctx, "sync", id, func(d digest) bool {
+	return s.revoke(ctx, "sync", id, func(d core.Digest) bool {
 		sy, ok := s.syncs[d]
 		if ok {
 			sy.Revoked = true
@@ -269,11 +238,11 @@ func (s *MemoryStore) RevokeSync(ctx context.Context, id string) error {
 	})
 }
 
-func (s *MemoryStore) revoke(ctx context.Context, kind, id string, mark func(digest) bool) error {
+func (s *MemoryStore) revoke(ctx context.Context, kind, id string, mark func(core.Digest) bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	d, err := parseID(id)
+	d, err := core.ParseID(id)
 	if err != nil {
 		return err
 	}
@@ -283,7 +252,7 @@ func (s *MemoryStore) revoke(ctx context.Context, kind, id string, mark func(dig
 	if !ok {
 		return fmt.Errorf("%w: no %s token with this ID", ErrUnknown, kind)
 	}
-	logRevoked(ctx, s.cfg.log, kind, d)
+	core.LogRevoked(ctx, s.cfg.Log, kind, d)
 	return nil
 }
 
@@ -339,33 +308,4 @@ func older(ta time.Time, ida string, tb time.Time, idb string) bool {
 		return ta.Before(tb)
 	}
 	return ida < idb
-}
-
-func logIssued(ctx context.Context, l *slog.Logger, kind string, d digest) {
-	l.LogAttrs(ctx, slog.LevelInfo, "token issued",
-		slog.String("event", evIssued), slog.String("kind", kind), slog.String("id_prefix", d.short()))
-}
-
-func logRegistered(ctx context.Context, l *slog.Logger, reg, m digest) {
-	l.LogAttrs(ctx, slog.LevelInfo, "machine registered",
-		slog.String("event", evRegistered), slog.String("kind", "machine"),
-		slog.String("registration_id_prefix", reg.short()), slog.String("id_prefix", m.short()))
-}
-
-func logReplaced(ctx context.Context, l *slog.Logger, old, m digest) {
-	l.LogAttrs(ctx, slog.LevelInfo, "machine re-registered; previous machine token revoked",
-		slog.String("event", evReplaced), slog.String("kind", "machine"),
-		slog.String("old_id_prefix", old.short()), slog.String("id_prefix", m.short()))
-}
-
-func logRevoked(ctx context.Context, l *slog.Logger, kind string, d digest) {
-	l.LogAttrs(ctx, slog.LevelInfo, "token revoked",
-		slog.String("event", evRevoked), slog.String("kind", kind), slog.String("id_prefix", d.short()))
-}
-
-func logRegisterFailed(ctx context.Context, l *slog.Logger, reg digest, err error) {
-	l.LogAttrs(ctx, slog.LevelWarn, "registration refused",
-		slog.String("event", evAuthnFailed), slog.String("kind", "registration"),
-		slog.String("op", "register"), slog.String("reason", reason(err)),
-		slog.String("id_prefix", reg.short()))
 }

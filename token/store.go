@@ -3,12 +3,14 @@ package token
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/lpsec/lpsec/token/internal/core"
 )
 
-// Store keeps token records by digest. MemoryStore and PostgresStore
+// Store keeps token records by digest. MemoryStore and tokenpg.Store
 // implement it with the same behaviour (one conformance suite tests both).
 //
 // Issue methods return the token value once; it is not kept anywhere.
@@ -50,93 +52,53 @@ type Store interface {
 	ListSyncs(ctx context.Context) ([]Sync, error)
 }
 
-// Option configures a store or a Middleware; each says which it applies to
-// and the others ignore it.
-type Option func(*config)
+// An Option configures NewMemoryStore, tokenpg.NewStore or NewMiddleware.
+// Each option's documentation says which constructors accept it; giving an
+// option to a constructor it does not apply to, or a nil or non-positive
+// value, makes the constructor fail with an error wrapping ErrInvalidOption
+// that names the option, never silently ignored. Options are opaque (the
+// type is shared with token/tokenpg through an internal package).
+type Option = core.Option
 
-type config struct {
-	now             func() time.Time
-	log             *slog.Logger
-	machineLifetime time.Duration
-}
-
-func newConfig(opts []Option) config {
-	c := config{now: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for _, o := range opts {
-		o(&c)
-	}
-	return c
-}
-
-func (c *config) clock() time.Time { return stamp(c.now()) }
-
-// WithClock replaces time.Now (stores only). Expiry is judged by
-// this clock, not the database's, so the instances sharing a database
-// should keep their clocks in sync (NTP).
+// WithClock replaces time.Now. Stores only (NewMemoryStore,
+// tokenpg.NewStore). Expiry is judged by this clock, not the database's, so
+// the instances sharing a database should keep their clocks in sync (NTP).
+// A nil clock is ErrInvalidOption.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) {
-		if now != nil {
-			c.now = now
+	return core.NewOption("WithClock", core.ForStores, func(s *core.Settings) error {
+		if now == nil {
+			return errors.New("nil clock")
 		}
-	}
+		s.Now = now
+		return nil
+	})
 }
 
-// WithLogger receives security events (stores and Middleware): records with
-// a stable "event" attribute and at most an 8-hex-digit prefix of a record
-// ID, never a token. The default discards them.
+// WithLogger receives security events: records with a stable "event"
+// attribute and at most an 8-hex-digit prefix of a record ID, never a token.
+// Every constructor accepts it. Without it events are discarded; a nil
+// logger is ErrInvalidOption.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.log = l
+	return core.NewOption("WithLogger", core.ForAll, func(s *core.Settings) error {
+		if l == nil {
+			return errors.New("nil logger")
 		}
-	}
+		s.Log = l
+		return nil
+	})
 }
 
-// WithMachineLifetime makes machine tokens expire d after Register (stores
-// only). The default, zero, is no expiry: clients keep their machine token
-// for as long as they run and re-register when it is revoked.
+// WithMachineLifetime makes machine tokens expire d after Register. Stores
+// only (NewMemoryStore, tokenpg.NewStore); NewMiddleware refuses it. Without
+// it machine tokens do not expire: clients keep their machine token for as
+// long as they run and re-register when it is revoked. d <= 0 is
+// ErrInvalidOption.
 func WithMachineLifetime(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.machineLifetime = d
+	return core.NewOption("WithMachineLifetime", core.ForStores, func(s *core.Settings) error {
+		if d <= 0 {
+			return fmt.Errorf("lifetime %v is not positive", d)
 		}
-	}
-}
-
-func (c *config) machineValidUntil(now time.Time) time.Time {
-	if c.machineLifetime <= 0 {
-		return time.Time{}
-	}
-	return stamp(now.Add(c.machineLifetime))
-}
-
-// Stable event names.
-const (
-	evIssued      = "token_issued"
-	evRegistered  = "token_registered"
-	evReplaced    = "token_machine_replaced"
-	evRevoked     = "token_revoked"
-	evAuthnFailed = "token_authn_failed"
-	evUnavailable = "token_store_unavailable"
-)
-
-func reason(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrMalformed):
-		return "malformed"
-	case errors.Is(err, ErrUnknown):
-		return "unknown"
-	case errors.Is(err, ErrRevoked):
-		return "revoked"
-	case errors.Is(err, ErrExpired):
-		return "expired"
-	case errors.Is(err, ErrExhausted):
-		return "exhausted"
-	case errors.Is(err, ErrInvalid):
-		return "invalid"
-	default:
-		return "unavailable"
-	}
+		s.MachineLifetime = d
+		return nil
+	})
 }

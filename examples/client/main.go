@@ -23,7 +23,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/ident"
-	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 	"github.com/lpsec/lpsec/report"
 )
 
@@ -60,7 +60,7 @@ func (c *common) flags(fs *flag.FlagSet) {
 }
 
 func (c *common) client() (*client.Client, error) {
-	log, err := server.NewLogger(os.Stderr, c.logLevel)
+	log, err := logx.NewLogger(os.Stderr, c.logLevel)
 	if err != nil {
 		return nil, cli.Usagef("--log-level: %v", err)
 	}

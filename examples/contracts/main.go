@@ -18,7 +18,7 @@ import (
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/contracts"
-	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 )
 
 func main() { cli.Main("contracts", run) }
@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string) error {
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	log, err := server.NewLogger(os.Stderr, o.LogLevel)
+	log, err := logx.NewLogger(os.Stderr, o.LogLevel)
 	if err != nil {
 		return cli.Usagef("--log-level: %v", err)
 	}

@@ -18,7 +18,7 @@ import (
 	"os"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
-	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(ctx context.Context, out io.Writer, keep, verbose bool) error {
 		return err
 	}
 	defer logf.Close()
-	log, _ := server.NewLogger(io.MultiWriter(logw, logf), "info")
+	log, _ := logx.NewLogger(io.MultiWriter(logw, logf), "info")
 	d := &demo{dir: dir, out: out, log: log, st: newSteps(out), logFile: dir + "/events.jsonl"}
 	defer d.cleanup()
 	fmt.Fprintf(out, "lpsec demo: a live-patch deployment on loopback (work dir %s)\n\n", dir)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
+	"github.com/lpsec/lpsec/examples/internal/logx"
 	"github.com/lpsec/lpsec/examples/internal/server"
 )
 
@@ -43,7 +44,7 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	log, err := server.NewLogger(os.Stderr, o.LogLevel)
+	log, err := logx.NewLogger(os.Stderr, o.LogLevel)
 	if err != nil {
 		return cli.Usagef("--log-level: %v", err)
 	}

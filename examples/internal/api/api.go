@@ -3,7 +3,10 @@
 // are a contract: integration tests of users' systems read them.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Admin operations: each admin endpoint checks exactly one. A login
 // macaroon carries all of them; holders may attenuate it.
@@ -127,4 +130,12 @@ type UploadResponse struct {
 type SyncResponse struct {
 	Fetched int `json:"fetched"`
 	Known   int `json:"known"`
+}
+
+// StoredReport is the last report of a machine, as GET /v1/admin/reports
+// lists it.
+type StoredReport struct {
+	Machine  string          `json:"machine"`
+	Received time.Time       `json:"received"`
+	Report   json.RawMessage `json:"report"`
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/lpsec/lpsec/examples/internal/api"
-	"github.com/lpsec/lpsec/examples/internal/server"
 	"github.com/lpsec/lpsec/tlsconfig"
 )
 
@@ -29,7 +28,7 @@ func NewAdmin(base, caFile string) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := server.TrustPool(caFile)
+	pool, err := trustPool(caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +158,9 @@ func (a *Admin) Sync(ctx context.Context) (*api.SyncResponse, error) {
 }
 
 // Reports lists the machines' last reports.
-func (a *Admin) Reports(ctx context.Context) ([]server.StoredReport, error) {
+func (a *Admin) Reports(ctx context.Context) ([]api.StoredReport, error) {
 	var out struct {
-		Reports []server.StoredReport `json:"reports"`
+		Reports []api.StoredReport `json:"reports"`
 	}
 	if err := a.Do(ctx, http.MethodGet, "/v1/admin/reports", nil, nil, &out); err != nil {
 		return nil, err
@@ -188,4 +187,13 @@ func (a *Admin) Get(ctx context.Context, path string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return buf.Bytes(), nil
+}
+
+// trustPool is the system roots plus the CA certificates in caFile, if any.
+func trustPool(caFile string) (*tlsconfig.Pool, error) {
+	srcs := []tlsconfig.PoolSource{tlsconfig.SystemRoots()}
+	if caFile != "" {
+		srcs = append(srcs, tlsconfig.PEMFile(caFile))
+	}
+	return tlsconfig.NewPool(srcs...)
 }

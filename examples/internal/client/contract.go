@@ -82,7 +82,7 @@ func (c *Client) EnableWithContract(ctx context.Context, contractToken string) (
 	// 2. Discharge at the allow-listed entitlement service.
 	hc := *c.api
 	hc.Transport = &contractAuth{host: cu.Host, token: contractToken, next: c.api.Transport}
-	dc, err := lpmac.NewDischargeClient(lpmac.DischargeClientConfig{AllowedLocations: []string{cu.String()}, HTTPClient: &hc})
+	dc, err := lpmac.NewDischargeClient([]string{cu.String()}, lpmac.WithHTTPClient(&hc))
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpsec/lpsec/examples/internal/bakerykey"
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
@@ -124,7 +125,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(o.StateDir, "contracts-key.json")
 	}
-	key, err := pki.LoadOrCreateBakeryKey(keyFile)
+	key, err := bakerykey.LoadOrCreate(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
 	}
@@ -155,8 +156,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 		log.Info("discharge granted", "event", "contract_discharged", "condition", condition)
 		return nil
 	}
-	d, err := lpmac.NewDischarger(lpmac.DischargerConfig{Key: key, Check: check, TTL: o.DischargeTTL, Logger: log})
+	dopts := []lpmac.Option{lpmac.WithLogger(log)}
+	if o.DischargeTTL != 0 { // zero: the package default
+		dopts = append(dopts, lpmac.WithDischargeTTL(o.DischargeTTL))
+	}
+	d, err := lpmac.NewDischarger(key, check, dopts...)
 	if err != nil {
+		if errors.Is(err, lpmac.ErrInvalidOption) {
+			return nil, cli.Usagef("--discharge-ttl: %v", err)
+		}
 		return nil, err
 	}
 	cert, keyPEM, caFile := o.TLSCert, o.TLSKey, ""

@@ -67,5 +67,5 @@ func ParseReportKeys(spec string) (*report.Hasher, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("no report key")
 	}
-	return report.NewHasher(keys[0], keys[1:]...)
+	return report.NewHasher(keys[0], report.WithPreviousKeys(keys[1:]...))
 }

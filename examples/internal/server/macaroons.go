@@ -16,9 +16,10 @@ import (
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 
 	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/examples/internal/bakerykey"
 	"github.com/lpsec/lpsec/examples/internal/cli"
-	"github.com/lpsec/lpsec/examples/internal/pki"
 	lpmac "github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/macaroonpg"
 )
 
 // AdminEntity is the bakery entity of every admin operation.
@@ -44,25 +45,23 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 	if o.AdminTTL <= 0 || o.AdminTTL > lpmac.DefaultMaxTTL {
 		return nil, cli.Usagef("--admin-macaroon-ttl must be in (0, %v]", lpmac.DefaultMaxTTL)
 	}
-	key, err := pki.LoadOrCreateBakeryKey(filepath.Join(o.StateDir, "macaroon-key.json"))
+	key, err := bakerykey.LoadOrCreate(filepath.Join(o.StateDir, "macaroon-key.json"))
 	if err != nil {
 		return nil, fmt.Errorf("macaroon key pair in --state-dir: %w", err)
 	}
-	policy := lpmac.RootKeyPolicy{Logger: log}
 	var store lpmac.RootKeyStore
 	if db != nil {
 		if o.RootKeyKEK == "" {
 			return nil, cli.Usagef("--root-key-kek is required with --database-url (root keys are encrypted at rest); make one with: openssl rand -base64 32")
 		}
-		kek, err := lpmac.ParseKeyEncryptionKey(o.RootKeyKEK)
+		kek, err := macaroonpg.ParseKeyEncryptionKey(o.RootKeyKEK)
 		if err != nil {
 			return nil, cli.Usagef("--root-key-kek: %v", err)
 		}
 		// Revocation reaches the other instances within CacheTTL; a few
 		// seconds keeps the shared-database story honest without a
 		// query per request.
-		policy.CacheTTL = 2 * time.Second
-		ps, err := lpmac.NewPostgresRootKeyStore(db, kek, policy)
+		ps, err := macaroonpg.NewRootKeyStore(db, kek, lpmac.WithLogger(log), lpmac.WithCacheTTL(2*time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -71,19 +70,13 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 		}
 		store = ps
 	} else {
-		ms, err := lpmac.NewMemoryRootKeyStore(policy)
+		ms, err := lpmac.NewMemoryRootKeyStore(lpmac.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
 		store = ms
 	}
-	cfg := lpmac.Config{
-		Location: "lpsec-example-server",
-		Key:      key,
-		RootKeys: store,
-		MaxTTL:   lpmac.DefaultMaxTTL,
-		Logger:   log,
-	}
+	opts := []lpmac.Option{lpmac.WithMaxTTL(lpmac.DefaultMaxTTL), lpmac.WithLogger(log)}
 	m := &macaroons{ttl: o.AdminTTL, log: log}
 	if o.ContractsURL != "" {
 		u, err := url.Parse(o.ContractsURL)
@@ -95,9 +88,9 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 			return nil, cli.Usagef("--contracts-public-key: %v", err)
 		}
 		m.contractsURL = strings.TrimRight(o.ContractsURL, "/")
-		cfg.ThirdParties = map[string]*bakery.PublicKey{m.contractsURL: pub}
+		opts = append(opts, lpmac.WithThirdParty(m.contractsURL, pub))
 	}
-	if m.svc, err = lpmac.NewService(cfg); err != nil {
+	if m.svc, err = lpmac.NewService("lpsec-example-server", key, store, opts...); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -13,17 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/ident"
 	"github.com/lpsec/lpsec/report"
 )
 
-// StoredReport is the last report of a machine, as GET /v1/admin/reports
-// lists it.
-type StoredReport struct {
-	Machine  string          `json:"machine"`
-	Received time.Time       `json:"received"`
-	Report   json.RawMessage `json:"report"`
-}
+// StoredReport is api.StoredReport: the client package reads it without
+// importing the server.
+type StoredReport = api.StoredReport
 
 type reportStore interface {
 	put(ctx context.Context, r StoredReport) error
@@ -122,7 +119,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "reports_disabled", "this server has no --report-key")
 		return
 	}
-	rep, err := report.Decode(http.MaxBytesReader(w, r.Body, maxReportBody), time.Now())
+	rep, err := report.Decode(http.MaxBytesReader(w, r.Body, maxReportBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) || errors.Is(err, report.ErrReportTooLarge) {

@@ -154,7 +154,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if s.tokens, err = s.openTokens(ctx); err != nil {
 		return nil, err
 	}
-	s.tmw = token.NewMiddleware(s.tokens, token.WithLogger(log))
+	if s.tmw, err = token.NewMiddleware(s.tokens, token.WithLogger(log)); err != nil {
+		return nil, err
+	}
 	if s.admin, err = newAdminAuth(o, log); err != nil {
 		return nil, err
 	}

@@ -6,13 +6,17 @@ import (
 	"net/http"
 
 	"github.com/lpsec/lpsec/token"
+	"github.com/lpsec/lpsec/token/tokenpg"
 )
 
 func (s *Server) openTokens(ctx context.Context) (token.Store, error) {
 	if s.db == nil {
-		return token.NewMemoryStore(token.WithLogger(s.log)), nil
+		return token.NewMemoryStore(token.WithLogger(s.log))
 	}
-	st := token.NewPostgresStore(s.db, token.WithLogger(s.log))
+	st, err := tokenpg.NewStore(s.db, token.WithLogger(s.log))
+	if err != nil {
+		return nil, err
+	}
 	if err := st.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("token store: migrate: %w", err)
 	}

@@ -1,20 +1,26 @@
-package token
+package tokenpg
 
 import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lpsec/lpsec/internal/pgtest"
+	"github.com/lpsec/lpsec/token"
+	"github.com/lpsec/lpsec/token/internal/storetest"
 )
 
 // openPG opens a migrated PostgresStore on url with its own *sql.DB: each
 // call is one server instance.
-func openPG(t testing.TB, url string, opts ...Option) (*PostgresStore, *sql.DB) {
+func openPG(t testing.TB, url string, opts ...token.Option) (*Store, *sql.DB) {
 	t.Helper()
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -24,7 +30,10 @@ func openPG(t testing.TB, url string, opts ...Option) (*PostgresStore, *sql.DB) 
 	// 32 connections, as they would in production.
 	db.SetMaxOpenConns(32)
 	t.Cleanup(func() { db.Close() })
-	s := NewPostgresStore(db, opts...)
+	s, err := NewStore(db, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -32,12 +41,12 @@ func openPG(t testing.TB, url string, opts ...Option) (*PostgresStore, *sql.DB) 
 }
 
 func TestPostgresStoreConformance(t *testing.T) {
-	runConformance(t, harness{
-		open: func(t *testing.T, opts ...Option) Store {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t *testing.T, opts ...token.Option) token.Store {
 			s, _ := openPG(t, pgtest.Database(t), opts...)
 			return s
 		},
-		openPair: func(t *testing.T, opts ...Option) (Store, Store) {
+		OpenPair: func(t *testing.T, opts ...token.Option) (token.Store, token.Store) {
 			url := pgtest.Database(t)
 			a, _ := openPG(t, url, opts...)
 			b, _ := openPG(t, url, opts...)
@@ -62,7 +71,12 @@ func TestPostgresMigrateIsIdempotentAndConcurrent(t *testing.T) {
 				return
 			}
 			defer db.Close()
-			if err := NewPostgresStore(db).Migrate(ctx); err != nil {
+			s, err := NewStore(db)
+			if err != nil {
+				t.Errorf("NewStore: %v", err)
+				return
+			}
+			if err := s.Migrate(ctx); err != nil {
 				t.Errorf("concurrent Migrate: %v", err)
 			}
 		})
@@ -82,15 +96,18 @@ func TestPostgresMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO lpsec_token_schema (version) VALUES ($1)`, SchemaVersion+1); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "Migrate on a newer schema", s.Migrate(ctx), ErrUnavailable)
+	wantErr(t, "Migrate on a newer schema", s.Migrate(ctx), token.ErrUnavailable)
 }
 
 func TestPostgresUnmigratedFailsClosed(t *testing.T) {
 	db := pgtest.Open(t)
-	s := NewPostgresStore(db)
-	tok, _ := Generate()
-	_, err := s.AuthenticateMachine(context.Background(), tok)
-	wantErr(t, "AuthenticateMachine without tables", err, ErrUnavailable)
+	s, err := NewStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := token.Generate()
+	_, err = s.AuthenticateMachine(context.Background(), tok)
+	wantErr(t, "AuthenticateMachine without tables", err, token.ErrUnavailable)
 }
 
 // TestPostgresHoldsNoTokens dumps every row as text and looks for the tokens
@@ -98,7 +115,7 @@ func TestPostgresUnmigratedFailsClosed(t *testing.T) {
 func TestPostgresHoldsNoTokens(t *testing.T) {
 	s, db := openPG(t, pgtest.Database(t))
 	ctx := context.Background()
-	reg, _, err := s.IssueRegistration(ctx, Registration{Tier: "t", Name: "n", Uses: 3})
+	reg, _, err := s.IssueRegistration(ctx, token.Registration{Tier: "t", Name: "n", Uses: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +123,7 @@ func TestPostgresHoldsNoTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stok, _, err := s.IssueSync(ctx, Sync{Tier: "t", Name: "n"})
+	stok, _, err := s.IssueSync(ctx, token.Sync{Tier: "t", Name: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +146,7 @@ func TestPostgresHoldsNoTokens(t *testing.T) {
 		t.Fatal("empty dump")
 	}
 	for _, tok := range []string{reg, mtok, stok} {
-		u, _ := Parse(tok)
+		u, _ := token.Parse(tok)
 		for _, spelling := range []string{tok, strings.ToUpper(tok), hex.EncodeToString(u[:])} {
 			if strings.Contains(strings.ToLower(dump.String()), strings.ToLower(spelling)) {
 				t.Fatalf("the database holds a token")
@@ -139,13 +156,13 @@ func TestPostgresHoldsNoTokens(t *testing.T) {
 }
 
 // TestPostgresFailsClosedAndRecovers stops a real cluster under the store:
-// authentication must fail with ErrUnavailable, never succeed, and work
+// authentication must fail with token.ErrUnavailable, never succeed, and work
 // again once the cluster is back, with the same store and *sql.DB.
 func TestPostgresFailsClosedAndRecovers(t *testing.T) {
 	c := pgtest.StartCluster(t)
 	s, db := openPG(t, c.URL)
 	ctx := context.Background()
-	reg, _, err := s.IssueRegistration(ctx, Registration{Tier: "t", Name: "n", Uses: 5})
+	reg, _, err := s.IssueRegistration(ctx, token.Registration{Tier: "t", Name: "n", Uses: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +170,7 @@ func TestPostgresFailsClosedAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stok, _, err := s.IssueSync(ctx, Sync{Tier: "t", Name: "n"})
+	stok, _, err := s.IssueSync(ctx, token.Sync{Tier: "t", Name: "n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,24 +187,27 @@ func TestPostgresFailsClosedAndRecovers(t *testing.T) {
 	defer cancel()
 	for range 3 { // pooled connections break one by one; none may succeed
 		_, err = s.AuthenticateMachine(down, mtok)
-		wantErr(t, "AuthenticateMachine with the database down", err, ErrUnavailable)
+		wantErr(t, "AuthenticateMachine with the database down", err, token.ErrUnavailable)
 		_, err = s.AuthenticateSync(down, stok)
-		wantErr(t, "AuthenticateSync with the database down", err, ErrUnavailable)
+		wantErr(t, "AuthenticateSync with the database down", err, token.ErrUnavailable)
 		_, err = s.AuthenticateRegistration(down, reg)
-		wantErr(t, "AuthenticateRegistration with the database down", err, ErrUnavailable)
+		wantErr(t, "AuthenticateRegistration with the database down", err, token.ErrUnavailable)
 		_, _, err = s.Register(down, reg, "m2")
-		wantErr(t, "Register with the database down", err, ErrUnavailable)
+		wantErr(t, "Register with the database down", err, token.ErrUnavailable)
 	}
 	if down.Err() != nil {
 		t.Fatal("calls waited for the timeout instead of failing")
 	}
-	h := NewMiddleware(s)
+	h, err := token.NewMiddleware(s)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if code := serve(h.Machine(okHandler()), "Bearer "+mtok).Code; code != 503 {
 		t.Fatalf("middleware with the database down answered %d, want 503", code)
 	}
 
 	c.Start()
-	var m Machine
+	var m token.Machine
 	i := 0
 	// database/sql discards a broken pooled connection when it is next
 	// used; a call may meet one before the pool is clean, and must then fail
@@ -197,7 +217,7 @@ func TestPostgresFailsClosedAndRecovers(t *testing.T) {
 		if err == nil {
 			break
 		}
-		wantErr(t, "AuthenticateMachine just after restart", err, ErrUnavailable)
+		wantErr(t, "AuthenticateMachine just after restart", err, token.ErrUnavailable)
 		if i == 40 {
 			t.Fatalf("store did not recover: %v", err)
 		}
@@ -211,5 +231,52 @@ func TestPostgresFailsClosedAndRecovers(t *testing.T) {
 	}
 	if _, _, err := s.Register(ctx, reg, "m2"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+}
+
+// serve sends one GET with the given Authorization header through h.
+func serve(h http.Handler, authorization string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", "/v1/patches", nil)
+	r.Header.Set("Authorization", authorization)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func okHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+}
+
+// TestNewStoreOptionMisuse: tokenpg.NewStore takes token's store options and
+// refuses misuse as token.NewMemoryStore does; no database is needed.
+func TestNewStoreOptionMisuse(t *testing.T) {
+	db := &sql.DB{}
+	for _, tc := range []struct {
+		name string
+		db   *sql.DB
+		opts []token.Option
+		msg  string
+	}{
+		{"nil_db", nil, nil, "tokenpg.NewStore: nil *sql.DB"},
+		{"nil_logger", db, []token.Option{token.WithLogger(nil)}, "WithLogger: nil logger"},
+		{"nil_clock", db, []token.Option{token.WithClock(nil)}, "WithClock: nil clock"},
+		{"zero_lifetime", db, []token.Option{token.WithMachineLifetime(0)}, "WithMachineLifetime: lifetime 0s is not positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewStore(tc.db, tc.opts...)
+			if !errors.Is(err, token.ErrInvalidOption) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v; want ErrInvalidOption saying %q", err, tc.msg)
+			}
+		})
+	}
+	if _, err := NewStore(db, token.WithMachineLifetime(time.Hour), token.WithLogger(slog.Default())); err != nil {
+		t.Fatalf("store options refused: %v", err)
 	}
 }

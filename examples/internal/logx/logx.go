@@ -1,4 +1,7 @@
-package server
+// Package logx makes the JSON logger every example binary uses. It is a
+// package of its own so that the client and contracts binaries do not link
+// the example server (and with it the PostgreSQL driver) for a logger.
+package logx
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package macaroon
+package macaroonpg
 
 import (
 	"bytes"
@@ -22,18 +22,20 @@ import (
 	"gopkg.in/macaroon.v2"
 
 	"github.com/lpsec/lpsec/internal/pgtest"
+	lpmac "github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/internal/rootkeytest"
 )
 
 // newPGRootKeyStore opens its own *sql.DB on url, as a separate server
 // instance would, and migrates.
-func newPGRootKeyStore(t testing.TB, url string, kek *KeyEncryptionKey, p RootKeyPolicy) *PostgresRootKeyStore {
+func newPGRootKeyStore(t testing.TB, url string, kek *KeyEncryptionKey, opts ...lpmac.Option) *RootKeyStore {
 	t.Helper()
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := NewPostgresRootKeyStore(db, kek, p)
+	s, err := NewRootKeyStore(db, kek, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +47,8 @@ func newPGRootKeyStore(t testing.TB, url string, kek *KeyEncryptionKey, p RootKe
 
 func TestRootKeyPostgresConformance(t *testing.T) {
 	pgtest.Open(t).Close() // skip early, with the message, when PostgreSQL is absent
-	runRootKeyStoreConformance(t, func(t *testing.T, p RootKeyPolicy) RootKeyStore {
-		return newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), p)
+	rootkeytest.Run(t, func(t *testing.T, opts ...lpmac.Option) lpmac.RootKeyStore {
+		return newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), opts...)
 	})
 }
 
@@ -54,12 +56,12 @@ func TestRootKeyPostgresMigrate(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	s := newPGRootKeyStore(t, url, kek, RootKeyPolicy{})
+	s := newPGRootKeyStore(t, url, kek)
 	// Idempotent, and safe from several instances at once.
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			if err := newPGRootKeyStore(t, url, kek, RootKeyPolicy{}).Migrate(ctx); err != nil {
+			if err := newPGRootKeyStore(t, url, kek).Migrate(ctx); err != nil {
 				t.Error(err)
 			}
 		})
@@ -76,35 +78,47 @@ func TestRootKeyPostgresMigrate(t *testing.T) {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO `+rootKeySchemaTable+` (version) VALUES (999)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Migrate on a newer schema = %v; want a refusal", err)
+	// Both PostgreSQL stores report it the same way: ErrUnavailable.
+	if err := s.Migrate(ctx); !errors.Is(err, lpmac.ErrUnavailable) || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Migrate on a newer schema = %v; want ErrUnavailable saying newer", err)
 	}
 }
 
 func TestRootKeyPostgresWithoutMigrate(t *testing.T) {
-	s, err := NewPostgresRootKeyStore(pgtest.Open(t), testKEK(t), RootKeyPolicy{})
+	s, err := NewRootKeyStore(pgtest.Open(t), testKEK(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = s.RootKey(context.Background())
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "Migrate") {
-		t.Fatalf("RootKey before Migrate = %v; want ErrUnavailable naming Migrate", err)
+	if !errors.Is(err, lpmac.ErrUnavailable) || !strings.Contains(err.Error(), "Migrate") {
+		t.Fatalf("RootKey before Migrate = %v; want lpmac.ErrUnavailable naming Migrate", err)
 	}
 }
 
 func TestRootKeyPostgresConstructorInvalid(t *testing.T) {
 	db := &sql.DB{}
-	if _, err := NewPostgresRootKeyStore(db, nil, RootKeyPolicy{}); !errors.Is(err, ErrInvalidKeyEncryptionKey) {
+	if _, err := NewRootKeyStore(db, nil); !errors.Is(err, lpmac.ErrInvalidKey) {
 		t.Errorf("nil KEK: %v", err)
 	}
-	if _, err := NewPostgresRootKeyStore(db, &KeyEncryptionKey{}, RootKeyPolicy{}); !errors.Is(err, ErrInvalidKeyEncryptionKey) {
+	if _, err := NewRootKeyStore(db, &KeyEncryptionKey{}); !errors.Is(err, lpmac.ErrInvalidKey) {
 		t.Errorf("zero KEK: %v", err)
 	}
-	if _, err := NewPostgresRootKeyStore(nil, testKEK(t), RootKeyPolicy{}); err == nil {
-		t.Error("nil db accepted")
+	if _, err := NewRootKeyStore(nil, testKEK(t)); !errors.Is(err, lpmac.ErrInvalidOption) {
+		t.Errorf("nil db: %v", err)
 	}
-	if _, err := NewPostgresRootKeyStore(db, testKEK(t), RootKeyPolicy{MaxTTL: -1}); !errors.Is(err, ErrInvalidRootKeyPolicy) {
-		t.Errorf("bad policy: %v", err)
+	for _, tc := range []struct {
+		opt lpmac.Option
+		msg string
+	}{
+		{lpmac.WithMaxTTL(-1), "WithMaxTTL: duration -1ns is not positive"},
+		{lpmac.WithCacheTTL(0), "WithCacheTTL: duration 0s is not positive"},
+		{lpmac.WithCacheTTL(-time.Second), "WithCacheTTL: duration -1s is not positive"},
+		{lpmac.WithDefaultTTL(time.Hour), "WithDefaultTTL does not apply to macaroonpg.NewRootKeyStore"},
+		{lpmac.WithLogger(nil), "WithLogger: nil logger"},
+	} {
+		if _, err := NewRootKeyStore(db, testKEK(t), tc.opt); !errors.Is(err, lpmac.ErrInvalidOption) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("err = %v; want ErrInvalidOption saying %q", err, tc.msg)
+		}
 	}
 }
 
@@ -112,21 +126,21 @@ func TestRootKeyPostgresTwoInstancesShareKeys(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	clk := newRKClock()
-	a := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-	b := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-	key, id := mustRootKey(t, a)
+	clk := rootkeytest.NewClock()
+	a := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+	b := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+	key, id := rootkeytest.MustRootKey(t, a)
 	if got, err := b.Get(ctx, id); err != nil || !bytes.Equal(got, key) {
 		t.Fatalf("other instance Get: %v", err)
 	}
-	if k2, id2 := mustRootKey(t, b); !bytes.Equal(id2, id) || !bytes.Equal(k2, key) {
+	if k2, id2 := rootkeytest.MustRootKey(t, b); !bytes.Equal(id2, id) || !bytes.Equal(k2, key) {
 		t.Fatal("other instance mints with a different key")
 	}
 	// After rotation, whichever instance rotates first, both converge.
 	clk.Advance(24 * time.Hour)
-	_, idB := mustRootKey(t, b)
-	clk.Advance(DefaultRootKeyCacheTTL)
-	if _, idA := mustRootKey(t, a); !bytes.Equal(idA, idB) || bytes.Equal(idA, id) {
+	_, idB := rootkeytest.MustRootKey(t, b)
+	clk.Advance(lpmac.DefaultRootKeyCacheTTL)
+	if _, idA := rootkeytest.MustRootKey(t, a); !bytes.Equal(idA, idB) || bytes.Equal(idA, id) {
 		t.Fatal("instances disagree on the rotated key")
 	}
 }
@@ -136,10 +150,10 @@ func TestRootKeyPostgresTwoInstancesShareKeys(t *testing.T) {
 func TestRootKeyPostgresConcurrentRotation(t *testing.T) {
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	clk := newRKClock()
-	var stores []*PostgresRootKeyStore
+	clk := rootkeytest.NewClock()
+	var stores []*RootKeyStore
 	for range 4 {
-		stores = append(stores, newPGRootKeyStore(t, url, kek, rkTestPolicy(clk)))
+		stores = append(stores, newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...))
 	}
 	for round := range 3 {
 		var mu sync.Mutex
@@ -173,10 +187,10 @@ func TestRootKeyPostgresConcurrentRotation(t *testing.T) {
 
 func TestRootKeyPostgresPurge(t *testing.T) {
 	ctx := context.Background()
-	clk := newRKClock()
-	s := newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), rkTestPolicy(clk))
+	clk := rootkeytest.NewClock()
+	s := newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), rootkeytest.Policy(clk)...)
 	for range 30 {
-		mustRootKey(t, s)
+		rootkeytest.MustRootKey(t, s)
 		clk.Advance(24 * time.Hour)
 	}
 	var n int
@@ -192,11 +206,11 @@ func TestRootKeyPostgresRevocationBound(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	clk := newRKClock()
-	a := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-	b := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-	_, id := mustRootKey(t, a)
-	if _, idB := mustRootKey(t, b); !bytes.Equal(idB, id) { // b caches it for minting and Get
+	clk := rootkeytest.NewClock()
+	a := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+	b := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+	_, id := rootkeytest.MustRootKey(t, a)
+	if _, idB := rootkeytest.MustRootKey(t, b); !bytes.Equal(idB, id) { // b caches it for minting and Get
 		t.Fatal("instances disagree")
 	}
 	if _, err := b.Get(ctx, id); err != nil {
@@ -209,7 +223,7 @@ func TestRootKeyPostgresRevocationBound(t *testing.T) {
 		t.Fatalf("revoking instance: Get = %v; want bakery.ErrNotFound at once", err)
 	}
 	// Within the documented bound the other instance may still use it...
-	clk.Advance(DefaultRootKeyCacheTTL - time.Millisecond)
+	clk.Advance(lpmac.DefaultRootKeyCacheTTL - time.Millisecond)
 	if _, err := b.Get(ctx, id); err != nil {
 		t.Fatalf("within CacheTTL: %v (the cache is expected to answer)", err)
 	}
@@ -218,7 +232,7 @@ func TestRootKeyPostgresRevocationBound(t *testing.T) {
 	if _, err := b.Get(ctx, id); err != bakery.ErrNotFound {
 		t.Fatalf("other instance after CacheTTL: Get = %v; want bakery.ErrNotFound", err)
 	}
-	if _, idB := mustRootKey(t, b); bytes.Equal(idB, id) {
+	if _, idB := rootkeytest.MustRootKey(t, b); bytes.Equal(idB, id) {
 		t.Fatal("other instance still mints with a revoked key after CacheTTL")
 	}
 }
@@ -227,13 +241,12 @@ func TestRootKeyPostgresCacheDisabledRevokesAtOnce(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	clk := newRKClock()
-	p := rkTestPolicy(clk)
-	p.CacheTTL = -1
-	a := newPGRootKeyStore(t, url, kek, p)
-	b := newPGRootKeyStore(t, url, kek, p)
-	_, id := mustRootKey(t, a)
-	mustRootKey(t, b)
+	clk := rootkeytest.NewClock()
+	p := append(rootkeytest.Policy(clk), lpmac.WithoutRootKeyCache())
+	a := newPGRootKeyStore(t, url, kek, p...)
+	b := newPGRootKeyStore(t, url, kek, p...)
+	_, id := rootkeytest.MustRootKey(t, a)
+	rootkeytest.MustRootKey(t, b)
 	if _, err := b.Get(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +256,7 @@ func TestRootKeyPostgresCacheDisabledRevokesAtOnce(t *testing.T) {
 	if _, err := b.Get(ctx, id); err != bakery.ErrNotFound {
 		t.Fatalf("Get = %v; want bakery.ErrNotFound with no cache", err)
 	}
-	if _, idB := mustRootKey(t, b); bytes.Equal(idB, id) {
+	if _, idB := rootkeytest.MustRootKey(t, b); bytes.Equal(idB, id) {
 		t.Fatal("minted with a revoked key")
 	}
 }
@@ -255,9 +268,9 @@ func TestRootKeyPostgresCrossInstanceBakery(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
 	kek := testKEK(t)
-	clk := newRKClock()
-	a := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-	b := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
+	clk := rootkeytest.NewClock()
+	a := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+	b := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
 	bakeryA := bakery.New(bakery.BakeryParams{RootKeyStore: a, Location: "lpsec-test"})
 	bakeryB := bakery.New(bakery.BakeryParams{RootKeyStore: b, Location: "lpsec-test"})
 	op := bakery.Op{Entity: "admin", Action: "write"}
@@ -281,14 +294,14 @@ func TestRootKeyPostgresCrossInstanceBakery(t *testing.T) {
 	if _, err := bakeryB.Checker.Auth(macaroon.Slice{&wire}).Allow(ctx, bakery.Op{Entity: "admin", Action: "delete"}); err == nil {
 		t.Fatal("instance B allowed an operation the macaroon does not grant")
 	}
-	_, id := mustRootKey(t, a)
+	_, id := rootkeytest.MustRootKey(t, a)
 	if err := a.Revoke(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bakeryA.Checker.Auth(macaroon.Slice{&wire}).Allow(ctx, op); err == nil {
 		t.Fatal("revoking instance still accepts")
 	}
-	clk.Advance(DefaultRootKeyCacheTTL)
+	clk.Advance(lpmac.DefaultRootKeyCacheTTL)
 	if _, err := bakeryB.Checker.Auth(macaroon.Slice{&wire}).Allow(ctx, op); err == nil {
 		t.Fatal("instance B accepts a revoked key's macaroon after CacheTTL")
 	}
@@ -300,11 +313,11 @@ func TestRootKeyPostgresCrossInstanceBakery(t *testing.T) {
 func TestRootKeyPostgresDumpHasNoPlaintext(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
-	clk := newRKClock()
-	s := newPGRootKeyStore(t, url, testKEK(t), rkTestPolicy(clk))
+	clk := rootkeytest.NewClock()
+	s := newPGRootKeyStore(t, url, testKEK(t), rootkeytest.Policy(clk)...)
 	var keys [][]byte
 	for range 3 {
-		k, _ := mustRootKey(t, s)
+		k, _ := rootkeytest.MustRootKey(t, s)
 		keys = append(keys, k)
 		clk.Advance(24 * time.Hour)
 	}
@@ -360,11 +373,11 @@ func findPGDump() string {
 func TestRootKeyPostgresWrongKEK(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
-	clk := newRKClock()
-	a := newPGRootKeyStore(t, url, testKEK(t), rkTestPolicy(clk))
+	clk := rootkeytest.NewClock()
+	a := newPGRootKeyStore(t, url, testKEK(t), rootkeytest.Policy(clk)...)
 	wrong := testKEK(t)
-	b := newPGRootKeyStore(t, url, wrong, rkTestPolicy(clk))
-	_, id := mustRootKey(t, a)
+	b := newPGRootKeyStore(t, url, wrong, rootkeytest.Policy(clk)...)
+	_, id := rootkeytest.MustRootKey(t, a)
 	_, err := b.Get(ctx, id)
 	if !errors.Is(err, ErrKeyEncryptionKeyMismatch) || err == bakery.ErrNotFound {
 		t.Fatalf("Get with the wrong KEK = %v; want ErrKeyEncryptionKeyMismatch", err)
@@ -400,15 +413,15 @@ func TestRootKeyPostgresTampered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			url := pgtest.Database(t)
 			kek := testKEK(t)
-			clk := newRKClock()
-			a := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk))
-			_, other := mustRootKey(t, a)
+			clk := rootkeytest.NewClock()
+			a := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...)
+			_, other := rootkeytest.MustRootKey(t, a)
 			clk.Advance(24 * time.Hour)
-			_, target := mustRootKey(t, a)
+			_, target := rootkeytest.MustRootKey(t, a)
 			if _, err := a.db.ExecContext(ctx, tc.update, target, other); err != nil {
 				t.Fatal(err)
 			}
-			b := newPGRootKeyStore(t, url, kek, rkTestPolicy(clk)) // nothing cached
+			b := newPGRootKeyStore(t, url, kek, rootkeytest.Policy(clk)...) // nothing cached
 			got, err := b.Get(ctx, target)
 			if !errors.Is(err, tc.want) || got != nil {
 				t.Fatalf("Get = %x, %v; want %v", got, err, tc.want)
@@ -422,24 +435,24 @@ func TestRootKeyPostgresTampered(t *testing.T) {
 
 func TestRootKeyPostgresClosedDBFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	clk := newRKClock()
-	s := newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), rkTestPolicy(clk))
-	_, id := mustRootKey(t, s)
+	clk := rootkeytest.NewClock()
+	s := newPGRootKeyStore(t, pgtest.Database(t), testKEK(t), rootkeytest.Policy(clk)...)
+	_, id := rootkeytest.MustRootKey(t, s)
 	s.db.Close()
-	clk.Advance(DefaultRootKeyCacheTTL)
+	clk.Advance(lpmac.DefaultRootKeyCacheTTL)
 	got, err := s.Get(ctx, id)
-	if !errors.Is(err, ErrUnavailable) || err == bakery.ErrNotFound || got != nil {
-		t.Fatalf("Get on a closed DB = %x, %v; want ErrUnavailable", got, err)
+	if !errors.Is(err, lpmac.ErrUnavailable) || err == bakery.ErrNotFound || got != nil {
+		t.Fatalf("Get on a closed DB = %x, %v; want lpmac.ErrUnavailable", got, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := s.RootKey(cctx); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("RootKey = %v; want ErrUnavailable", err)
+	if _, _, err := s.RootKey(cctx); !errors.Is(err, lpmac.ErrUnavailable) {
+		t.Fatalf("RootKey = %v; want lpmac.ErrUnavailable", err)
 	}
 }
 
 // TestRootKeyPostgresServerStopped stops the PostgreSQL server under a
-// running store: every call fails with ErrUnavailable (never a key,
+// running store: every call fails with lpmac.ErrUnavailable (never a key,
 // never ErrNotFound) once the cache bound has passed, and the store works
 // again when the server is back.
 func TestRootKeyPostgresServerStopped(t *testing.T) {
@@ -448,15 +461,15 @@ func TestRootKeyPostgresServerStopped(t *testing.T) {
 	}
 	ctx := context.Background()
 	cl := pgtest.StartCluster(t)
-	clk := newRKClock()
-	s := newPGRootKeyStore(t, cl.URL, testKEK(t), rkTestPolicy(clk))
+	clk := rootkeytest.NewClock()
+	s := newPGRootKeyStore(t, cl.URL, testKEK(t), rootkeytest.Policy(clk)...)
 	b := bakery.New(bakery.BakeryParams{RootKeyStore: s, Location: "lpsec-test"})
 	op := bakery.Op{Entity: "patches", Action: "read"}
 	m, err := b.Oven.NewMacaroon(ctx, bakery.LatestVersion, []checkers.Caveat{checkers.TimeBeforeCaveat(time.Now().Add(time.Hour))}, op)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, id := mustRootKey(t, s)
+	key, id := rootkeytest.MustRootKey(t, s)
 	// The test cluster runs with synchronous_commit=off and Stop is an
 	// immediate shutdown: make the committed rows durable first.
 	if _, err := s.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
@@ -468,15 +481,15 @@ func TestRootKeyPostgresServerStopped(t *testing.T) {
 	if _, err := s.Get(ctx, id); err != nil {
 		t.Fatalf("cached Get during outage: %v", err)
 	}
-	clk.Advance(DefaultRootKeyCacheTTL)
-	if got, err := s.Get(ctx, id); !errors.Is(err, ErrUnavailable) || err == bakery.ErrNotFound || got != nil {
-		t.Fatalf("Get with server down = %x, %v; want ErrUnavailable", got, err)
+	clk.Advance(lpmac.DefaultRootKeyCacheTTL)
+	if got, err := s.Get(ctx, id); !errors.Is(err, lpmac.ErrUnavailable) || err == bakery.ErrNotFound || got != nil {
+		t.Fatalf("Get with server down = %x, %v; want lpmac.ErrUnavailable", got, err)
 	}
-	if _, _, err := s.RootKey(ctx); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("RootKey with server down = %v; want ErrUnavailable", err)
+	if _, _, err := s.RootKey(ctx); !errors.Is(err, lpmac.ErrUnavailable) {
+		t.Fatalf("RootKey with server down = %v; want lpmac.ErrUnavailable", err)
 	}
-	if err := s.Revoke(ctx, id); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Revoke with server down = %v; want ErrUnavailable", err)
+	if err := s.Revoke(ctx, id); !errors.Is(err, lpmac.ErrUnavailable) {
+		t.Fatalf("Revoke with server down = %v; want lpmac.ErrUnavailable", err)
 	}
 	if _, err := b.Checker.Auth(macaroon.Slice{m.M()}).Allow(ctx, op); err == nil {
 		t.Fatal("bakery accepted a macaroon while the root key store was down")
@@ -498,7 +511,7 @@ func TestRootKeyPostgresHostileIDsNeverQuery(t *testing.T) {
 	// Ids of the wrong length are answered without the database: a closed
 	// handle still gives bakery.ErrNotFound, so an attacker's huge id costs
 	// nothing.
-	s, err := NewPostgresRootKeyStore(&sql.DB{}, testKEK(t), RootKeyPolicy{})
+	s, err := NewRootKeyStore(&sql.DB{}, testKEK(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,10 +539,10 @@ func BenchmarkRootKeyGetPostgres(b *testing.B) {
 		}
 	}
 	b.Run("lpsec", func(b *testing.B) {
-		run(b, newPGRootKeyStore(b, url, kek, RootKeyPolicy{}))
+		run(b, newPGRootKeyStore(b, url, kek))
 	})
 	b.Run("uncached", func(b *testing.B) {
-		run(b, newPGRootKeyStore(b, url, kek, RootKeyPolicy{CacheTTL: -1}))
+		run(b, newPGRootKeyStore(b, url, kek, lpmac.WithoutRootKeyCache()))
 	})
 	// The bakery's PostgreSQL store: plaintext keys, cached without a bound.
 	b.Run("baseline", func(b *testing.B) {

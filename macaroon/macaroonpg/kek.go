@@ -1,4 +1,4 @@
-package macaroon
+package macaroonpg
 
 import (
 	"crypto/aes"
@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
 // KeyEncryptionKey is the operator's AES-256 key that encrypts root keys at
-// rest in the PostgreSQL store, so that a copy of the database cannot mint
+// rest in the store, so that a copy of the database cannot mint
 // or verify macaroons. Keep it outside the database (a secret file or the
 // environment); every instance sharing the database needs the same one.
 //
@@ -36,15 +39,15 @@ const rootKeyAADLabel = "lpsec macaroon root key v1\x00"
 // secret bytes. The bytes are not retained beyond the AES key schedule.
 func NewKeyEncryptionKey(key []byte) (*KeyEncryptionKey, error) {
 	if len(key) != 32 {
-		return nil, fmt.Errorf("%w: need 32 bytes, got %d", ErrInvalidKeyEncryptionKey, len(key))
+		return nil, fmt.Errorf("%w: need 32 bytes, got %d", macaroon.ErrInvalidKey, len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidKeyEncryptionKey, err)
+		return nil, fmt.Errorf("%w: %v", macaroon.ErrInvalidKey, err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidKeyEncryptionKey, err)
+		return nil, fmt.Errorf("%w: %v", macaroon.ErrInvalidKey, err)
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(kekIDLabel))
@@ -59,7 +62,7 @@ func ParseKeyEncryptionKey(s string) (*KeyEncryptionKey, error) {
 	// Base64 of 32 bytes is 43 or 44 characters; refuse anything else before
 	// decoding so a wrong file (a PEM, a whole config) is not half-read.
 	if len(s) != 43 && len(s) != 44 {
-		return nil, fmt.Errorf("%w: want base64 of 32 bytes (44 characters), got %d characters", ErrInvalidKeyEncryptionKey, len(s))
+		return nil, fmt.Errorf("%w: want base64 of 32 bytes (44 characters), got %d characters", macaroon.ErrInvalidKey, len(s))
 	}
 	s = strings.TrimRight(s, "=")
 	var key []byte
@@ -71,7 +74,7 @@ func ParseKeyEncryptionKey(s string) (*KeyEncryptionKey, error) {
 	}
 	if err != nil {
 		// The decoder's message may quote an input byte: do not echo it.
-		return nil, fmt.Errorf("%w: not valid base64", ErrInvalidKeyEncryptionKey)
+		return nil, fmt.Errorf("%w: not valid base64", macaroon.ErrInvalidKey)
 	}
 	k, err := NewKeyEncryptionKey(key)
 	clear(key)
@@ -105,7 +108,7 @@ func rootKeyAAD(id []byte) []byte {
 func (k KeyEncryptionKey) seal(id, rootKey []byte) ([]byte, error) {
 	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(rootKey)+k.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("macaroon: encrypt root key: %w", err)
+		return nil, fmt.Errorf("macaroonpg: encrypt root key: %w", err)
 	}
 	return k.aead.Seal(nonce, nonce, rootKey, rootKeyAAD(id)), nil
 }
@@ -113,7 +116,7 @@ func (k KeyEncryptionKey) seal(id, rootKey []byte) ([]byte, error) {
 // open decrypts what seal made for the same id.
 func (k KeyEncryptionKey) open(id, sealed []byte) ([]byte, error) {
 	ns := k.aead.NonceSize()
-	if len(sealed) != ns+rootKeyLen+k.aead.Overhead() {
+	if len(sealed) != ns+core.RootKeyLen+k.aead.Overhead() {
 		return nil, fmt.Errorf("%w: ciphertext has %d bytes", ErrRootKeyCorrupt, len(sealed))
 	}
 	key, err := k.aead.Open(nil, sealed[:ns], sealed[ns:], rootKeyAAD(id))

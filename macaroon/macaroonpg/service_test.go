@@ -1,4 +1,4 @@
-package macaroon
+package macaroonpg
 
 import (
 	"context"
@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
+
 	"github.com/lpsec/lpsec/internal/pgtest"
+	lpmac "github.com/lpsec/lpsec/macaroon"
 )
 
 // Two service instances sharing one PostgreSQL database: a macaroon minted
@@ -22,22 +25,23 @@ func TestServicesSharePostgresRootKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := GenerateKey()
+	key, _ := lpmac.GenerateKey()
 	ctx := context.Background()
-	instance := func() (*Service, *PostgresRootKeyStore) {
+	opAdminRead := bakery.Op{Entity: "admin", Action: "read"}
+	instance := func() (*lpmac.Service, *RootKeyStore) {
 		db, err := sql.Open("pgx", url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		store, err := NewPostgresRootKeyStore(db, kek, RootKeyPolicy{CacheTTL: -1})
+		store, err := NewRootKeyStore(db, kek, lpmac.WithoutRootKeyCache())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := store.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		svc, err := NewService(Config{Location: "https://lpsec.example", Key: key, RootKeys: store})
+		svc, err := lpmac.NewService("https://lpsec.example", key, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +53,7 @@ func TestServicesSharePostgresRootKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := b.Verify(ctx, []Slice{{m.M()}}, opAdminRead)
+	g, err := b.Verify(ctx, []lpmac.Slice{{m.M()}}, opAdminRead)
 	if err != nil || g.User != "alice" {
 		t.Fatalf("instance b: %+v, %v", g, err)
 	}
@@ -60,7 +64,7 @@ func TestServicesSharePostgresRootKeys(t *testing.T) {
 	if err := storeA.Revoke(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Verify(ctx, []Slice{{m.M()}}, opAdminRead); !errors.Is(err, ErrUnknownRootKey) {
-		t.Fatalf("instance b after revoke on a: %v, want ErrUnknownRootKey", err)
+	if _, err := b.Verify(ctx, []lpmac.Slice{{m.M()}}, opAdminRead); !errors.Is(err, lpmac.ErrUnknownRootKey) {
+		t.Fatalf("instance b after revoke on a: %v, want lpmac.ErrUnknownRootKey", err)
 	}
 }

@@ -1,4 +1,16 @@
-package macaroon
+// Package macaroonpg is the PostgreSQL macaroon.RootKeyStore: root keys
+// shared by every server instance that opens the same database, encrypted at
+// rest under the operator's KeyEncryptionKey. It is a package of its own so
+// that importing macaroon (for its Service, Discharger or memory store)
+// links no database code.
+//
+// Most servers want:
+//
+//	kek, err := macaroonpg.ParseKeyEncryptionKey(os.Getenv("ROOT_KEY_KEK"))
+//	store, err := macaroonpg.NewRootKeyStore(db, kek, macaroon.WithLogger(logger))
+//	if err := store.Migrate(ctx); err != nil { ... }
+//	svc, err := macaroon.NewService("https://livepatch.example", key, store)
+package macaroonpg
 
 import (
 	"context"
@@ -10,10 +22,24 @@ import (
 	"time"
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lpsec/lpsec/internal/pgmigrate"
+	"github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
 
-// PostgresRootKeyStore is a RootKeyStore kept in PostgreSQL and shared by
+var (
+	// ErrRootKeyCorrupt means a stored root key failed authenticated
+	// decryption or has the wrong shape: the row was altered or swapped with
+	// another row's ciphertext.
+	ErrRootKeyCorrupt = errors.New("macaroonpg: stored root key failed authentication (tampered or corrupt)")
+
+	// ErrKeyEncryptionKeyMismatch means a stored root key was encrypted under
+	// a different key-encryption key than the one this store was given.
+	ErrKeyEncryptionKeyMismatch = errors.New("macaroonpg: root key was encrypted under a different key-encryption key")
+)
+
+// RootKeyStore is a macaroon.RootKeyStore kept in PostgreSQL and shared by
 // every server instance that uses the same database, so a macaroon minted by
 // one instance verifies on all of them and survives restarts.
 //
@@ -37,14 +63,14 @@ import (
 // their cache entry ages out, so revocation takes effect everywhere within
 // CacheTTL. A database fault never extends that bound: once an entry is
 // older than CacheTTL the store asks the database and, if it cannot,
-// returns an error wrapping ErrUnavailable, never a key.
-type PostgresRootKeyStore struct {
+// returns an error wrapping macaroon.ErrUnavailable, never a key.
+type RootKeyStore struct {
 	db  *sql.DB
 	kek *KeyEncryptionKey
-	p   RootKeyPolicy
+	p   *core.Settings
 
 	mu    sync.RWMutex
-	cache map[[rootKeyIDLen]byte]pgCachedRootKey
+	cache map[[core.RootKeyIDLen]byte]pgCachedRootKey
 	cur   *pgCachedRootKey // minting key, if fetched within CacheTTL
 }
 
@@ -56,7 +82,7 @@ type pgCachedRootKey struct {
 	fetched   time.Time
 }
 
-var _ RootKeyStore = (*PostgresRootKeyStore)(nil)
+var _ macaroon.RootKeyStore = (*RootKeyStore)(nil)
 
 const (
 	rootKeyTable       = "lpsec_macaroon_root_keys"
@@ -73,7 +99,7 @@ const (
 
 // rootKeyMigrations are applied in order; never edit one that has shipped,
 // append a new one.
-var rootKeyMigrations = []string{
+var rootKeyMigrations = [][]string{{
 	`CREATE TABLE ` + rootKeyTable + ` (
 		id         bytea       PRIMARY KEY CHECK (octet_length(id) = 16),
 		created    timestamptz NOT NULL,
@@ -85,78 +111,54 @@ var rootKeyMigrations = []string{
 	CREATE INDEX ` + rootKeyTable + `_mint_until ON ` + rootKeyTable + ` (mint_until);
 	CREATE INDEX ` + rootKeyTable + `_expires ON ` + rootKeyTable + ` (expires);
 	COMMENT ON COLUMN ` + rootKeyTable + `.sealed IS 'nonce || AES-256-GCM(root key), AAD = label || id, under the KEK named by kek_id';`,
-}
+}}
 
-// NewPostgresRootKeyStore returns a store using db (opened with the "pgx"
-// driver) and kek. Call Migrate once at start-up before using it. The
-// policy's zero value is the production default.
-func NewPostgresRootKeyStore(db *sql.DB, kek *KeyEncryptionKey, p RootKeyPolicy) (*PostgresRootKeyStore, error) {
+// NewRootKeyStore returns a store using db (opened with the "pgx" driver)
+// and kek. Call Migrate once at start-up before using it. Without options
+// it follows the production default: a new minting key every 24 hours, each
+// kept 240 hours past its last use for minting, cached for 30 seconds.
+// Options: macaroon.WithRotationPeriod, WithMaxTTL, WithCacheTTL,
+// WithoutRootKeyCache, WithClock, WithLogger; any other, or a nil db, is
+// macaroon.ErrInvalidOption; a nil kek is macaroon.ErrInvalidKey.
+func NewRootKeyStore(db *sql.DB, kek *KeyEncryptionKey, opts ...macaroon.Option) (*RootKeyStore, error) {
 	if db == nil {
-		return nil, errors.New("macaroon: NewPostgresRootKeyStore: nil *sql.DB")
+		return nil, fmt.Errorf("%w: macaroonpg.NewRootKeyStore: nil *sql.DB", macaroon.ErrInvalidOption)
 	}
 	if kek == nil || kek.aead == nil {
-		return nil, fmt.Errorf("%w: nil or zero (use NewKeyEncryptionKey or ParseKeyEncryptionKey)", ErrInvalidKeyEncryptionKey)
+		return nil, fmt.Errorf("%w: nil or zero key-encryption key (use NewKeyEncryptionKey or ParseKeyEncryptionKey)", macaroon.ErrInvalidKey)
 	}
-	p, err := p.resolve()
+	p, err := core.Build("macaroonpg.NewRootKeyStore", core.ForPostgresRootKeys, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &PostgresRootKeyStore{db: db, kek: kek, p: p, cache: make(map[[rootKeyIDLen]byte]pgCachedRootKey)}, nil
+	return &RootKeyStore{db: db, kek: kek, p: p, cache: make(map[[core.RootKeyIDLen]byte]pgCachedRootKey)}, nil
 }
 
 // Migrate creates or upgrades the store's tables. It is idempotent and safe
 // to run from several instances at once (they serialise on an advisory
-// lock). It fails if the database schema is newer than this code.
-func (s *PostgresRootKeyStore) Migrate(ctx context.Context) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(rootKeyMigrateLock)); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+rootKeySchemaTable+` (
-		version    integer     PRIMARY KEY,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+rootKeySchemaTable).Scan(&version); err != nil {
-		return s.unavailable(ctx, "migrate", err)
-	}
-	if version > len(rootKeyMigrations) {
-		return fmt.Errorf("macaroon: migrate root key store: database schema version %d is newer than this program's %d", version, len(rootKeyMigrations))
-	}
-	for v := version; v < len(rootKeyMigrations); v++ {
-		if _, err := tx.ExecContext(ctx, rootKeyMigrations[v]); err != nil {
-			return s.unavailable(ctx, fmt.Sprintf("migrate to version %d", v+1), err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+rootKeySchemaTable+` (version) VALUES ($1)`, v+1); err != nil {
-			return s.unavailable(ctx, "migrate", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+// lock); a failed run changes nothing. A database whose schema is newer
+// than this code knows is refused with macaroon.ErrUnavailable and left
+// untouched.
+func (s *RootKeyStore) Migrate(ctx context.Context) error {
+	if err := pgmigrate.Migrate(ctx, s.db, pgmigrate.Schema{
+		Table: rootKeySchemaTable, Lock: rootKeyMigrateLock, Versions: rootKeyMigrations,
+	}); err != nil {
 		return s.unavailable(ctx, "migrate", err)
 	}
 	return nil
 }
 
 // RootKey returns the key to mint with and its id, rotating as described on
-// PostgresRootKeyStore. It returns an error, and never mints with a fresh
+// RootKeyStore. It returns an error, and never mints with a fresh
 // unshared key, when the database cannot be reached or the current key does
 // not decrypt under this store's KEK.
-func (s *PostgresRootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte, err error) {
+func (s *RootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte, err error) {
 	now := s.p.Now()
 	s.mu.RLock()
 	c := s.cur
 	s.mu.RUnlock()
 	if c != nil && s.fresh(c, now) && now.Before(c.mintUntil) && !c.expires.Before(now.Add(s.p.MaxTTL)) {
-		return cloneBytes(c.key), cloneBytes(c.id), nil
+		return core.Clone(c.key), core.Clone(c.id), nil
 	}
 
 	k, err := s.findMintingKey(ctx, s.db, now)
@@ -172,7 +174,7 @@ func (s *PostgresRootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte,
 		s.cur = k
 	}
 	s.mu.Unlock()
-	return cloneBytes(k.key), cloneBytes(k.id), nil
+	return core.Clone(k.key), core.Clone(k.id), nil
 }
 
 // queryer is what findMintingKey needs from *sql.DB and *sql.Tx.
@@ -181,7 +183,7 @@ type queryer interface {
 }
 
 // findMintingKey returns the newest key that may mint at now, or nil.
-func (s *PostgresRootKeyStore) findMintingKey(ctx context.Context, q queryer, now time.Time) (*pgCachedRootKey, error) {
+func (s *RootKeyStore) findMintingKey(ctx context.Context, q queryer, now time.Time) (*pgCachedRootKey, error) {
 	var (
 		id, sealed        []byte
 		kekID             string
@@ -204,7 +206,7 @@ func (s *PostgresRootKeyStore) findMintingKey(ctx context.Context, q queryer, no
 }
 
 // rotate makes a new minting key unless another instance made one first.
-func (s *PostgresRootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pgCachedRootKey, err error) {
+func (s *RootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pgCachedRootKey, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.unavailable(ctx, "rotate root key", err)
@@ -234,7 +236,7 @@ func (s *PostgresRootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pg
 	}
 	purged, _ := res.RowsAffected()
 
-	key, id, err := newRootKeyMaterial()
+	key, id, err := core.NewRootKeyMaterial()
 	if err != nil {
 		return nil, err
 	}
@@ -255,13 +257,13 @@ func (s *PostgresRootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pg
 		return nil, s.unavailable(ctx, "rotate root key", err)
 	}
 	if purged > 0 {
-		s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "expired root keys purged",
+		s.p.Log.LogAttrs(ctx, slog.LevelInfo, "expired root keys purged",
 			slog.String("event", "macaroon_root_key_purged"), slog.String("store", "postgres"),
 			slog.Int64("count", purged))
 	}
-	s.p.Logger.LogAttrs(ctx, slog.LevelInfo, "root key rotated",
+	s.p.Log.LogAttrs(ctx, slog.LevelInfo, "root key rotated",
 		slog.String("event", "macaroon_root_key_rotated"), slog.String("store", "postgres"),
-		rootKeyIDAttr(id), slog.Time("expires", expires))
+		core.RootKeyIDAttr(id), slog.Time("expires", expires))
 	return &pgCachedRootKey{id: id, key: key, mintUntil: mintUntil, expires: expires, fetched: now}, nil
 }
 
@@ -269,17 +271,17 @@ func (s *PostgresRootKeyStore) rotate(ctx context.Context, now time.Time) (_ *pg
 // when the id is malformed, unknown, revoked or expired. Any other failure
 // (database unreachable, wrong KEK, tampered row) is a different error, so
 // verification fails closed.
-func (s *PostgresRootKeyStore) Get(ctx context.Context, id []byte) ([]byte, error) {
-	if len(id) != rootKeyIDLen {
+func (s *RootKeyStore) Get(ctx context.Context, id []byte) ([]byte, error) {
+	if len(id) != core.RootKeyIDLen {
 		return nil, bakery.ErrNotFound
 	}
 	now := s.p.Now()
-	kid := [rootKeyIDLen]byte(id)
+	kid := [core.RootKeyIDLen]byte(id)
 	s.mu.RLock()
 	c, ok := s.cache[kid]
 	s.mu.RUnlock()
 	if ok && s.fresh(&c, now) && now.Before(c.expires) {
-		return cloneBytes(c.key), nil
+		return core.Clone(c.key), nil
 	}
 
 	var (
@@ -304,19 +306,19 @@ func (s *PostgresRootKeyStore) Get(ctx context.Context, id []byte) ([]byte, erro
 		return nil, err
 	}
 	s.mu.Lock()
-	s.remember(&pgCachedRootKey{id: cloneBytes(id), key: key, mintUntil: mintU, expires: expires, fetched: now})
+	s.remember(&pgCachedRootKey{id: core.Clone(id), key: key, mintUntil: mintU, expires: expires, fetched: now})
 	s.mu.Unlock()
-	return cloneBytes(key), nil
+	return core.Clone(key), nil
 }
 
 // Revoke deletes the key with the given id. This instance stops using it at
 // once; every other instance within CacheTTL. Revoking an unknown or purged
 // id succeeds (it does not verify either way); an id of the wrong length
-// wraps bakery.ErrNotFound; a database fault wraps ErrUnavailable and
+// wraps bakery.ErrNotFound; a database fault wraps macaroon.ErrUnavailable and
 // means the key may not be revoked.
-func (s *PostgresRootKeyStore) Revoke(ctx context.Context, id []byte) error {
-	if len(id) != rootKeyIDLen {
-		return errRevokeMalformedID
+func (s *RootKeyStore) Revoke(ctx context.Context, id []byte) error {
+	if len(id) != core.RootKeyIDLen {
+		return core.ErrRevokeMalformedID
 	}
 	res, err := s.db.ExecContext(ctx, `DELETE FROM `+rootKeyTable+` WHERE id = $1`, id)
 	if err != nil {
@@ -324,22 +326,22 @@ func (s *PostgresRootKeyStore) Revoke(ctx context.Context, id []byte) error {
 	}
 	n, _ := res.RowsAffected()
 	s.mu.Lock()
-	s.forget([rootKeyIDLen]byte(id))
+	s.forget([core.RootKeyIDLen]byte(id))
 	s.mu.Unlock()
-	s.p.Logger.LogAttrs(ctx, slog.LevelWarn, "root key revoked",
+	s.p.Log.LogAttrs(ctx, slog.LevelWarn, "root key revoked",
 		slog.String("event", "macaroon_root_key_revoked"), slog.String("store", "postgres"),
-		rootKeyIDAttr(id), slog.Bool("existed", n > 0), slog.Duration("other_instances_within", max(s.p.CacheTTL, 0)))
+		core.RootKeyIDAttr(id), slog.Bool("existed", n > 0), slog.Duration("other_instances_within", max(s.p.CacheTTL, 0)))
 	return nil
 }
 
 // fresh reports whether a cache entry may still be trusted without asking
 // the database: this is the revocation bound.
-func (s *PostgresRootKeyStore) fresh(c *pgCachedRootKey, now time.Time) bool {
+func (s *RootKeyStore) fresh(c *pgCachedRootKey, now time.Time) bool {
 	return s.p.CacheTTL > 0 && now.Before(c.fetched.Add(s.p.CacheTTL)) && !now.Before(c.fetched)
 }
 
 // remember caches a key for Get; callers hold s.mu.
-func (s *PostgresRootKeyStore) remember(k *pgCachedRootKey) {
+func (s *RootKeyStore) remember(k *pgCachedRootKey) {
 	if s.p.CacheTTL <= 0 {
 		return
 	}
@@ -348,43 +350,45 @@ func (s *PostgresRootKeyStore) remember(k *pgCachedRootKey) {
 		// starting over keeps memory bounded and costs one query per key.
 		clear(s.cache)
 	}
-	s.cache[[rootKeyIDLen]byte(k.id)] = *k
+	s.cache[[core.RootKeyIDLen]byte(k.id)] = *k
 }
 
 // forget drops a key from the cache and as the minting key; callers hold s.mu.
-func (s *PostgresRootKeyStore) forget(kid [rootKeyIDLen]byte) {
+func (s *RootKeyStore) forget(kid [core.RootKeyIDLen]byte) {
 	delete(s.cache, kid)
-	if s.cur != nil && [rootKeyIDLen]byte(s.cur.id) == kid {
+	if s.cur != nil && [core.RootKeyIDLen]byte(s.cur.id) == kid {
 		s.cur = nil
 	}
 }
 
-func (s *PostgresRootKeyStore) decrypt(ctx context.Context, id []byte, kekID string, sealed []byte) ([]byte, error) {
+func (s *RootKeyStore) decrypt(ctx context.Context, id []byte, kekID string, sealed []byte) ([]byte, error) {
 	if kekID != s.kek.ID() {
-		s.p.Logger.LogAttrs(ctx, slog.LevelError, "root key encrypted under another key-encryption key",
+		s.p.Log.LogAttrs(ctx, slog.LevelError, "root key encrypted under another key-encryption key",
 			slog.String("event", "macaroon_root_key_rejected"), slog.String("reason", "kek_mismatch"),
-			rootKeyIDAttr(id), slog.String("stored_kek_id", kekID), slog.String("kek_id", s.kek.ID()))
+			core.RootKeyIDAttr(id), slog.String("stored_kek_id", kekID), slog.String("kek_id", s.kek.ID()))
 		return nil, fmt.Errorf("%w: key %x was sealed under KEK %q, this store has KEK %q",
 			ErrKeyEncryptionKeyMismatch, id, kekID, s.kek.ID())
 	}
 	key, err := s.kek.open(id, sealed)
 	if err != nil {
-		s.p.Logger.LogAttrs(ctx, slog.LevelError, "stored root key failed authentication",
+		s.p.Log.LogAttrs(ctx, slog.LevelError, "stored root key failed authentication",
 			slog.String("event", "macaroon_root_key_rejected"), slog.String("reason", "tampered"),
-			rootKeyIDAttr(id))
+			core.RootKeyIDAttr(id))
 		return nil, fmt.Errorf("key %x: %w", id, err)
 	}
 	return key, nil
 }
 
-// unavailable wraps a database error with ErrUnavailable and logs it.
-func (s *PostgresRootKeyStore) unavailable(ctx context.Context, op string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+// unavailable wraps a database error with macaroon.ErrUnavailable and logs it.
+func (s *RootKeyStore) unavailable(ctx context.Context, op string, err error) error {
+	// The driver's error says which SQLSTATE; asking through an interface
+	// (pgconn.PgError has SQLState) keeps this package free of driver imports.
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) && st.SQLState() == "42P01" { // undefined_table
 		err = fmt.Errorf("%w (has Migrate been run?)", err)
 	}
-	s.p.Logger.LogAttrs(ctx, slog.LevelError, "root key store unavailable",
+	s.p.Log.LogAttrs(ctx, slog.LevelError, "root key store unavailable",
 		slog.String("event", "macaroon_root_key_store_unavailable"), slog.String("op", op),
 		slog.String("error", err.Error()))
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	return fmt.Errorf("%w: %s: %w", macaroon.ErrUnavailable, op, err)
 }

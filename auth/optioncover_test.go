@@ -1,0 +1,60 @@
+package auth
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// optionFuncs lists the exported functions of this package (test files
+// excluded) that return the named option type.
+func optionFuncs(t *testing.T, typ string) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || !fd.Name.IsExported() || fd.Type.Results == nil || len(fd.Type.Results.List) != 1 {
+				continue
+			}
+			if id, ok := fd.Type.Results.List[0].Type.(*ast.Ident); ok && id.Name == typ {
+				names = append(names, fd.Name.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// requireEveryOption fails unless each option returning typ is named by at
+// least one of the refusal messages: a new option must come with a misuse
+// row.
+func requireEveryOption(t *testing.T, typ string, messages []string) {
+	t.Helper()
+	all := strings.Join(messages, "\n")
+	names := optionFuncs(t, typ)
+	if len(names) == 0 {
+		t.Fatalf("found no function returning %s", typ)
+	}
+	for _, n := range names {
+		if !regexp.MustCompile(`\b` + n + `\b`).MatchString(all) {
+			t.Errorf("no misuse row names %s", n)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Scope says which constructors accept an option.
+type Scope uint8
+
+const (
+	// ForStores: token.NewMemoryStore and tokenpg.NewStore.
+	ForStores Scope = 1 << iota
+	// ForMiddleware: token.NewMiddleware.
+	ForMiddleware
+
+	ForAll = ForStores | ForMiddleware
+)
+
+// Option is token.Option. It is defined here so that tokenpg.NewStore takes
+// the same options as token.NewMemoryStore; its fields stay unexported, so
+// callers can only make one with token's With functions.
+type Option struct {
+	name  string
+	scope Scope
+	apply func(*Settings) error
+}
+
+// NewOption is how package token makes its options.
+func NewOption(name string, sc Scope, apply func(*Settings) error) Option {
+	return Option{name: name, scope: sc, apply: apply}
+}
+
+// Settings is what the options set.
+type Settings struct {
+	Now             func() time.Time
+	Log             *slog.Logger
+	MachineLifetime time.Duration // zero: machine tokens do not expire
+}
+
+// Build applies opts for the constructor ctor (named in errors), which
+// accepts the options in scope sc. Misuse wraps ErrInvalidOption.
+func Build(ctor string, sc Scope, opts []Option) (Settings, error) {
+	s := Settings{Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if o.apply == nil {
+			return Settings{}, fmt.Errorf("%w: zero Option given to %s", ErrInvalidOption, ctor)
+		}
+		if o.scope&sc == 0 {
+			return Settings{}, fmt.Errorf("%w: %s does not apply to %s", ErrInvalidOption, o.name, ctor)
+		}
+		if err := o.apply(&s); err != nil {
+			return Settings{}, fmt.Errorf("%w: %s: %v", ErrInvalidOption, o.name, err)
+		}
+	}
+	return s, nil
+}
+
+// Clock returns the current time at store precision.
+func (s *Settings) Clock() time.Time { return Stamp(s.Now()) }
+
+// MachineValidUntil is the expiry of a machine token registered at now.
+func (s *Settings) MachineValidUntil(now time.Time) time.Time {
+	if s.MachineLifetime <= 0 {
+		return time.Time{}
+	}
+	return Stamp(now.Add(s.MachineLifetime))
+}
+
+// Stable event names.
+const (
+	EvIssued      = "token_issued"
+	EvRegistered  = "token_registered"
+	EvReplaced    = "token_machine_replaced"
+	EvRevoked     = "token_revoked"
+	EvAuthnFailed = "token_authn_failed"
+	EvUnavailable = "token_store_unavailable"
+)
+
+// Reason is the "reason" attribute of a token_authn_failed event.
+func Reason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrMalformed):
+		return "malformed"
+	case errors.Is(err, ErrUnknown):
+		return "unknown"
+	case errors.Is(err, ErrRevoked):
+		return "revoked"
+	case errors.Is(err, ErrExpired):
+		return "expired"
+	case errors.Is(err, ErrExhausted):
+		return "exhausted"
+	case errors.Is(err, ErrInvalid):
+		return "invalid"
+	default:
+		return "unavailable"
+	}
+}
+
+func LogIssued(ctx context.Context, l *slog.Logger, kind string, d Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "token issued",
+		slog.String("event", EvIssued), slog.String("kind", kind), slog.String("id_prefix", d.Short()))
+}
+
+func LogRegistered(ctx context.Context, l *slog.Logger, reg, m Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "machine registered",
+		slog.String("event", EvRegistered), slog.String("kind", "machine"),
+		slog.String("registration_id_prefix", reg.Short()), slog.String("id_prefix", m.Short()))
+}
+
+func LogReplaced(ctx context.Context, l *slog.Logger, old, m Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "machine re-registered; previous machine token revoked",
+		slog.String("event", EvReplaced), slog.String("kind", "machine"),
+		slog.String("old_id_prefix", old.Short()), slog.String("id_prefix", m.Short()))
+}
+
+func LogRevoked(ctx context.Context, l *slog.Logger, kind string, d Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "token revoked",
+		slog.String("event", EvRevoked), slog.String("kind", kind), slog.String("id_prefix", d.Short()))
+}
+
+func LogRegisterFailed(ctx context.Context, l *slog.Logger, reg Digest, err error) {
+	l.LogAttrs(ctx, slog.LevelWarn, "registration refused",
+		slog.String("event", EvAuthnFailed), slog.String("kind", "registration"),
+		slog.String("op", "register"), slog.String("reason", Reason(err)),
+		slog.String("id_prefix", reg.Short()))
+}
+
+// LogUnavailable records a store fault and returns it wrapped in
+// ErrUnavailable.
+func LogUnavailable(ctx context.Context, l *slog.Logger, op string, err error) error {
+	l.LogAttrs(ctx, slog.LevelError, "token store unavailable",
+		slog.String("event", EvUnavailable), slog.String("op", op), slog.String("error", err.Error()))
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}

@@ -1,0 +1,50 @@
+package token
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lpsec/lpsec/token/internal/core"
+)
+
+// TestOptionMisuse: every misuse of an option is refused by the constructor
+// with ErrInvalidOption and an error naming the option, never ignored.
+func TestOptionMisuse(t *testing.T) {
+	store := mustMemory(t)
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"lifetime_to_middleware", func() error { _, err := NewMiddleware(store, WithMachineLifetime(time.Hour)); return err },
+			"WithMachineLifetime does not apply to NewMiddleware"},
+		{"clock_to_middleware", func() error { _, err := NewMiddleware(store, WithClock(time.Now)); return err },
+			"WithClock does not apply to NewMiddleware"},
+		{"nil_store", func() error { _, err := NewMiddleware(nil); return err }, "nil Store"},
+		{"nil_logger_store", func() error { _, err := NewMemoryStore(WithLogger(nil)); return err }, "WithLogger: nil logger"},
+		{"nil_logger_middleware", func() error { _, err := NewMiddleware(store, WithLogger(nil)); return err }, "WithLogger: nil logger"},
+		{"nil_clock", func() error { _, err := NewMemoryStore(WithClock(nil)); return err }, "WithClock: nil clock"},
+		{"zero_lifetime", func() error { _, err := NewMemoryStore(WithMachineLifetime(0)); return err }, "WithMachineLifetime: lifetime 0s is not positive"},
+		{"negative_lifetime", func() error { _, err := NewMemoryStore(WithMachineLifetime(-time.Second)); return err }, "WithMachineLifetime: lifetime -1s is not positive"},
+		{"zero_option", func() error { _, err := NewMemoryStore(Option{}); return err }, "zero Option given to NewMemoryStore"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			if !errors.Is(err, ErrInvalidOption) {
+				t.Fatalf("error %v, want ErrInvalidOption", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLimitsMatchCore: the documented limits are the ones enforced.
+func TestLimitsMatchCore(t *testing.T) {
+	if Unlimited != core.Unlimited || MaxUses != core.MaxUses || MaxFieldLen != core.MaxFieldLen {
+		t.Fatalf("token limits %d %d %d, core enforces %d %d %d", Unlimited, MaxUses, MaxFieldLen, core.Unlimited, core.MaxUses, core.MaxFieldLen)
+	}
+}
