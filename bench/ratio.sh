@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ratio.sh PKG BENCH_REGEX [benchratio flags...]
 #
-# Runs the paired benchmarks of PKG (BenchmarkX/lpsec beside
+# Runs the paired benchmarks of PKG (a package directory, or several
+# separated by spaces) (BenchmarkX/lpsec beside
 # BenchmarkX/baseline) whose top-level name matches BENCH_REGEX, and prints
 # for each pair the medians of several samples (-count, default 6) of CPU
 # time and wall time per operation, the ratios lpsec/baseline and their
@@ -17,4 +18,5 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' go.mod)}
 bin=$(mktemp -d "${TMPDIR:-/tmp}/lpsec-ratio.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
 go -C tools build -o "$bin/benchratio" ./benchratio
-"$bin/benchratio" -bench "$re" -targets bench/targets "$@" "$pkg"
+read -r -a pkgs <<<"$pkg"
+"$bin/benchratio" -bench "$re" -targets bench/targets "$@" "${pkgs[@]}"

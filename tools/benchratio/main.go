@@ -23,6 +23,9 @@
 //   - lpsec and baseline of a pair use the same N and alternate, sample by
 //     sample, so both see the same machine.
 //
+// The CPU time is the benchmark process's own: work another process does for
+// it (a PostgreSQL server answering queries) shows only in the wall time.
+//
 // For each sample the wall ns/op that go test prints is kept too. Both go
 // to -out in the benchmark format (units ns/op and cpu-ns/op), so
 // `benchstat FILE` shows medians with confidence intervals; this program
