@@ -6,7 +6,7 @@
 # (tools/benchratio says how), benchstat's tables, then every ratio against
 # its target in bench/targets. Exits 1 when a target is not met.
 #
-# It takes about 6 minutes on the 2-core machine (BENCHTIME=200ms per sample;
+# It took 6.5 minutes on the 2-core machine under load from other jobs (BENCHTIME=200ms;
 # the bcrypt, TLS and PostgreSQL set-ups dominate). COUNT=3 BENCHTIME=100ms
 # halves it; BENCH=RE limits it to the top-level benchmarks matching RE.
 # Samples are kept in bench/out/ (gitignored) for benchstat comparisons.
