@@ -48,6 +48,8 @@ gen=$(cat tools/vulncheck/main.go tools/go.sum | sha256sum | cut -c1-12)
 cache=${LPSEC_VULNDB_CACHE:-$(dirname "$(go env GOCACHE)")/lpsec-vulndb}
 db=$cache/$version-$gen
 if [ ! -f "$db/index/modules.json" ]; then
+  # Databases of other snapshots or generator versions are stale now.
+  rm -rf "$cache"/v0.0.0-* "$cache"/vulncheck-*
   go -C tools run ./vulncheck gendb -src "$dir/data/osv" -out "$db" -modified "$modified"
 fi
 
