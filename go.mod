@@ -9,7 +9,9 @@ require (
 	github.com/go-macaroon-bakery/macaroonpb v1.0.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/klauspost/compress v1.20.4
 	github.com/smallstep/pkcs7 v0.2.3
+	github.com/ulikunitz/xz v0.5.17
 	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.62.0
 	gopkg.in/errgo.v1 v1.0.1

@@ -35,9 +35,9 @@ go build -o "$work/" ./examples/server ./examples/patchtool
 
 echo "== keys, a signed patch, an admin user"
 "$work/patchtool" keygen --bits 3072 --key "$work/sign-key.pem" --cert "$work/sign-cert.pem" >/dev/null
-cp examples/integration/testdata/good_module_unsigned.ko "$work/livepatch_load.ko"
-"$work/patchtool" sign --key "$work/sign-key.pem" --cert "$work/sign-cert.pem" "$work/livepatch_load.ko" >/dev/null
-tarball=$("$work/patchtool" package --kernel 6.1.0-18 --flavour amd64 --version 1 -o "$work/livepatch-6.1.0-18-amd64-1-x86_64.tar.gz" "$work/livepatch_load.ko")
+cp examples/demo/module/livepatch_demo.ko "$work/livepatch_demo.ko" # .modinfo matches the package step
+"$work/patchtool" sign --key "$work/sign-key.pem" --cert "$work/sign-cert.pem" "$work/livepatch_demo.ko" >/dev/null
+tarball=$("$work/patchtool" package --kernel 6.1.0-18 --flavour amd64 --version 1 -o "$work/livepatch-6.1.0-18-amd64-1-x86_64.tar.gz" "$work/livepatch_demo.ko")
 password=$(openssl rand -hex 12)
 if command -v htpasswd >/dev/null; then
   hash=$(htpasswd -nbBC 10 alice "$password" | cut -d: -f2-)

@@ -7,7 +7,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"io"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/lpsec/lpsec/internal/kmodtest"
+	"github.com/ulikunitz/xz"
 )
 
 // BenchmarkChecksum compares the streaming, bounded, cancellable checksum
@@ -67,4 +73,90 @@ func BenchmarkVerifyModule(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchModule is a 4 MiB module that compresses about as well as a real
+// one (small alphabet, runs), with a .modinfo matching benchMeta.
+func benchModule(b *testing.B) []byte {
+	mod := kmodtest.Livepatch("6.1.0-18", "generic", 3)
+	r := rand.New(rand.NewPCG(1, 2))
+	for len(mod) < 4<<20 {
+		c := byte(r.IntN(24))
+		for range 1 + r.IntN(4) {
+			mod = append(mod, c)
+		}
+	}
+	return signWith(b, mod[:4<<20], "vendor_rsa4096")
+}
+
+// BenchmarkVerifyPatch compares VerifyPatch on a 4 MiB module in each
+// format with the sum of its unavoidable parts measured in the same run:
+// SHA-256 of the tarball, decoding it (and the module) with the same
+// decoders to io.Discard, SHA-512 of the module and one RSA-4096
+// verification. The ratio lpsec/parts is the pipeline's overhead.
+func BenchmarkVerifyPatch(b *testing.B) {
+	mod := benchModule(b)
+	s, err := ParseModuleSignature(mod)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := loadCert(b, "vendor_rsa4096").PublicKey.(*rsa.PublicKey)
+	v := newTestVerifier(b, PolicyLivepatch, "vendor_rsa4096")
+	const name = "livepatch_6_1_0_18_3.ko"
+	tarball := makeTar(b, file("metadata.json", testMetaJSON), file(name, mod))
+	var xzBuf bytes.Buffer
+	xw, err := xz.NewWriter(&xzBuf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	xw.Write(tarball)
+	xw.Close()
+	ze, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	zmod := ze.EncodeAll(mod, nil)
+	cases := []struct {
+		name         string
+		data         []byte
+		outer, inner compression
+		innerData    []byte
+	}{
+		{"tar.bz2", pipeProgram(b, "bzip2", "bzip2", tarball), compBzip2, compNone, nil},
+		{"tar.gz", gz(b, tarball), compGzip, compNone, nil},
+		{"tar.xz", xzBuf.Bytes(), compXZ, compNone, nil},
+		{"tar_ko.zst", makeTar(b, file("metadata.json", testMetaJSON), file(name+".zst", zmod)), compNone, compZstd, zmod},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		want := sum(tc.data)
+		b.Run(tc.name+"/lpsec", func(b *testing.B) {
+			b.SetBytes(int64(len(mod)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := VerifyPatch(ctx, bytes.NewReader(tc.data), want, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/parts", func(b *testing.B) {
+			b.SetBytes(int64(len(mod)))
+			b.ReportAllocs()
+			for b.Loop() {
+				sha256.Sum256(tc.data)
+				rc, err := decompressor(ctx, tc.outer, tc.data, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, rc)
+				rc.Close()
+				if tc.inner != compNone {
+					rc, _ := decompressor(ctx, tc.inner, tc.innerData, nil)
+					io.Copy(io.Discard, rc)
+					rc.Close()
+				}
+				d := sha512.Sum512(s.Content)
+				if err := rsa.VerifyPKCS1v15(pub, crypto.SHA512, d[:], s.Signature); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

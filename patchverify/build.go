@@ -11,7 +11,9 @@ import (
 )
 
 // BuildPatch writes a patch tarball holding metadata.json and the signed
-// module under meta.Module (a plain file name ending in .ko). The output is
+// module under meta.Module (a plain file name ending in .ko). It refuses,
+// with ErrMetadataMismatch, metadata that disagrees with the module's
+// .modinfo (kernel release in vermagic, name, version), as VerifyPatch would. The output is
 // a gzip-compressed tar (the standard library cannot write bzip2; VerifyPatch
 // recognises either by content, so name the file .tar.gz, or recompress with
 // bzip2(1) for a .tar.bz2). It is reproducible: the same input gives the same
@@ -20,7 +22,17 @@ func BuildPatch(w io.Writer, meta Metadata, signedModule []byte) error {
 	if meta.Module == "" || path.Base(meta.Module) != meta.Module || moduleCompression(meta.Module) != compNone || meta.Module == ".ko" {
 		return fmt.Errorf("patchverify: BuildPatch: module name %q must be a plain file name ending in .ko", meta.Module)
 	}
-	if _, err := ParseModuleSignature(signedModule); err != nil {
+	sig, err := ParseModuleSignature(signedModule)
+	if err != nil {
+		return fmt.Errorf("patchverify: BuildPatch: %w", err)
+	}
+	// Refuse to build what VerifyPatch would refuse: metadata that
+	// disagrees with the signed module's .modinfo.
+	info, err := ReadModuleInfo(sig.Content)
+	if err != nil {
+		return fmt.Errorf("patchverify: BuildPatch: %w", err)
+	}
+	if err := bindMetadata(&meta, info, meta.Module); err != nil {
 		return fmt.Errorf("patchverify: BuildPatch: %w", err)
 	}
 	metaJSON, err := json.MarshalIndent(meta, "", "  ")

@@ -10,73 +10,6 @@ import (
 	"io"
 )
 
-// PatchOption configures VerifyPatch, VerifyChecksum and Download: the size
-// bounds, and for Download the transport rule and temporary directory.
-type PatchOption func(*patchConfig)
-
-type patchConfig struct {
-	maxPatchSize   int64
-	maxEntries     int
-	maxFileSize    int64
-	maxUnpacked    int64
-	requireHTTPS   bool
-	tempDir        string
-	externalDecomp bool
-}
-
-// Defaults sized for live patches, which are a few MiB: generous for real
-// ones, small enough that a hostile one costs little.
-const (
-	DefaultMaxPatchSize = 64 << 20
-	DefaultMaxEntries   = 64
-	DefaultMaxFileSize  = 64 << 20
-	DefaultMaxUnpacked  = 128 << 20
-	maxMetadataSize     = 64 << 10
-)
-
-func newPatchConfig(opts []PatchOption) patchConfig {
-	c := patchConfig{
-		maxPatchSize:   DefaultMaxPatchSize,
-		maxEntries:     DefaultMaxEntries,
-		maxFileSize:    DefaultMaxFileSize,
-		maxUnpacked:    DefaultMaxUnpacked,
-		externalDecomp: true,
-	}
-	for _, o := range opts {
-		o(&c)
-	}
-	return c
-}
-
-// WithMaxPatchSize bounds the bytes read or downloaded (the compressed
-// tarball). VerifyPatch holds that many bytes in memory at most;
-// VerifyChecksum and Download stream them.
-func WithMaxPatchSize(n int64) PatchOption { return func(c *patchConfig) { c.maxPatchSize = n } }
-
-// WithMaxEntries bounds the number of tarball entries, directories included.
-func WithMaxEntries(n int) PatchOption { return func(c *patchConfig) { c.maxEntries = n } }
-
-// WithMaxFileSize bounds each file in the tarball, and the module after
-// decompression.
-func WithMaxFileSize(n int64) PatchOption { return func(c *patchConfig) { c.maxFileSize = n } }
-
-// WithMaxUnpackedSize bounds the whole decompressed tar stream, headers and
-// skipped data included: a compression bomb stops there.
-func WithMaxUnpackedSize(n int64) PatchOption { return func(c *patchConfig) { c.maxUnpacked = n } }
-
-// WithRequireHTTPS makes Download refuse, with ErrInsecureURL, a URL or
-// redirect that is not https. It is the client's "TLS-only downloads" switch.
-func WithRequireHTTPS() PatchOption { return func(c *patchConfig) { c.requireHTTPS = true } }
-
-// WithTempDir sets where Download creates its private temporary file; the
-// default is os.TempDir().
-func WithTempDir(dir string) PatchOption { return func(c *patchConfig) { c.tempDir = dir } }
-
-// withoutExternalDecompressors keeps fuzzing free of subprocesses.
-func withoutExternalDecompressors() PatchOption {
-	return func(c *patchConfig) { c.externalDecomp = false }
-}
-
 // parseSHA256 accepts exactly 64 hexadecimal characters, in either case.
 func parseSHA256(want string) ([]byte, error) {
 	if len(want) != 2*sha256.Size {
@@ -136,8 +69,11 @@ func checkSum(h hash.Hash, want []byte) error {
 // checks that its SHA-256 is wantSHA256 (64 hex characters, either case). It
 // streams in constant memory; it returns the number of bytes read. Use it
 // for a checksum alone; VerifyPatch does it as its first step.
-func VerifyChecksum(ctx context.Context, r io.Reader, wantSHA256 string, opts ...PatchOption) (int64, error) {
-	cfg := newPatchConfig(opts)
+func VerifyChecksum(ctx context.Context, r io.Reader, wantSHA256 string, opts ...Option) (int64, error) {
+	cfg, err := build("VerifyChecksum", forChecksum, opts)
+	if err != nil {
+		return 0, err
+	}
 	want, err := parseSHA256(wantSHA256)
 	if err != nil {
 		return 0, err

@@ -5,10 +5,13 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 type compression int
@@ -71,10 +74,12 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decompressor returns a reader of the decompressed data. gzip and bzip2 use
-// the standard library; xz and zstd, which it lacks, run the xz and zstd
-// programs with their own memory limits, fed from memory and killed on close.
-func decompressor(ctx context.Context, c compression, data []byte, cfg *patchConfig) (io.ReadCloser, error) {
+// decompressor returns a reader of the decompressed data, all in process:
+// gzip and bzip2 from the standard library, xz from github.com/ulikunitz/xz
+// (its dictionary sizes checked first, see checkXZ) and zstd from
+// github.com/klauspost/compress/zstd (window bounded, one goroutine). The
+// callers bound the output.
+func decompressor(_ context.Context, c compression, data []byte, _ *settings) (io.ReadCloser, error) {
 	switch c {
 	case compNone:
 		return io.NopCloser(bytes.NewReader(data)), nil
@@ -86,101 +91,68 @@ func decompressor(ctx context.Context, c compression, data []byte, cfg *patchCon
 		return zr, nil
 	case compBzip2:
 		return io.NopCloser(bzip2.NewReader(bytes.NewReader(data))), nil
-	case compXZ, compZstd:
-		if !cfg.externalDecomp {
-			return nil, fmt.Errorf("%w: %v decompression disabled", ErrUnsafeArchive, c)
+	case compXZ:
+		if err := checkXZ(data, maxXZDict); err != nil {
+			return nil, err
 		}
-		prog, args := "xz", []string{"--decompress", "--stdout", "--quiet", "--threads=1", "--memlimit-decompress=64MiB"}
-		if c == compZstd {
-			prog, args = "zstd", []string{"--decompress", "--stdout", "--quiet", "--memory=64MB"}
+		xr, err := xz.ReaderConfig{}.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad xz stream: %v", ErrUnsafeArchive, err)
 		}
-		return startProgram(ctx, prog, args, data)
-	}
-	return nil, fmt.Errorf("%w: not a tar, tar.gz, tar.bz2 or tar.xz archive", ErrUnsafeArchive)
-}
-
-type programReader struct {
-	io.Reader
-	cmd    *exec.Cmd
-	cancel context.CancelFunc
-	stderr *bytes.Buffer
-	prog   string
-	done   bool
-}
-
-func startProgram(ctx context.Context, prog string, args []string, data []byte) (*programReader, error) {
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		return nil, fmt.Errorf("patchverify: decompressing needs the %s program: %w", prog, err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdin = bytes.NewReader(data)
-	stderr := new(bytes.Buffer)
-	cmd.Stderr = &limitedWriter{w: stderr, left: 1024}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return nil, fmt.Errorf("patchverify: starting %s: %w", prog, err)
-	}
-	return &programReader{Reader: out, cmd: cmd, cancel: cancel, stderr: stderr, prog: prog}, nil
-}
-
-func (p *programReader) Read(b []byte) (int, error) {
-	n, err := p.Reader.Read(b)
-	if err == io.EOF && !p.done {
-		// Report a corrupt stream instead of a short one.
-		p.done = true
-		if werr := p.cmd.Wait(); werr != nil {
-			p.cancel()
-			return n, fmt.Errorf("%w: %s: corrupt data: %s", ErrUnsafeArchive, p.prog, bytes.TrimSpace(p.stderr.Bytes()))
+		return io.NopCloser(xr), nil
+	case compZstd:
+		zr, err := zstd.NewReader(bytes.NewReader(data),
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow),
+			zstd.WithDecoderMaxMemory(maxZstdWindow))
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad zstd stream: %v", ErrUnsafeArchive, err)
 		}
+		return zr.IOReadCloser(), nil
 	}
-	return n, err
+	return nil, fmt.Errorf("%w: not a tar, tar.gz, tar.bz2, tar.xz or tar.zst archive", ErrUnsafeArchive)
 }
 
-func (p *programReader) Close() error {
-	p.cancel()
-	if !p.done {
-		p.done = true
-		_ = p.cmd.Wait() // killed by cancel, or already finished
-	}
-	return nil
-}
+// The decoders' own memory, on top of the output the callers bound: the
+// largest dictionary xz -9 writes, and zstd's --memory default for -19.
+const (
+	maxXZDict     = 64 << 20
+	maxZstdWindow = 64 << 20
+)
 
-type limitedWriter struct {
-	w    io.Writer
-	left int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) > l.left {
-		p = p[:l.left]
-	}
-	l.left -= len(p)
-	_, _ = l.w.Write(p)
-	return n, nil
-}
-
-// readAllCapped reads r to its end, refusing more than max bytes.
-func readAllCapped(ctx context.Context, r io.Reader, max int64, what string) ([]byte, error) {
-	var buf bytes.Buffer
-	_, err := io.Copy(&buf, &capReader{ctx: ctx, r: r, max: max, what: what})
+// readAllCapped reads r to its end, refusing more than max bytes. hint is
+// the expected size, which only sizes the first allocation.
+func readAllCapped(ctx context.Context, r io.Reader, limit int64, hint int64, what string) ([]byte, error) {
+	w := &sliceWriter{b: make([]byte, 0, min(max(hint, 0), limit)+1)}
+	_, err := io.Copy(w, &capReader{ctx: ctx, r: r, max: limit, what: what})
 	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return w.b, nil
+}
+
+// decompressedSizeHint reads the size a gzip member's trailer (ISIZE,
+// modulo 4 GiB) or a zstd frame header states; it is only a hint.
+func decompressedSizeHint(c compression, data []byte) int64 {
+	switch c {
+	case compGzip:
+		if len(data) >= 18 {
+			return int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+		}
+	case compZstd:
+		var h zstd.Header
+		if h.Decode(data) == nil && h.HasFCS {
+			return int64(min(h.FrameContentSize, 1<<40))
+		}
+	}
+	return 64 << 10
 }
 
 // decompressModule undoes the compression a .ko.gz, .ko.xz or .ko.zst
 // module carries, as the kernel's module decompression does before it checks
 // the signature. The suffix and the content must agree.
-func decompressModule(ctx context.Context, name string, data []byte, cfg *patchConfig) ([]byte, error) {
+func decompressModule(ctx context.Context, name string, data []byte, cfg *settings) ([]byte, error) {
 	want := moduleCompression(name)
 	got := sniff(data)
 	if want == compNone {
@@ -194,7 +166,7 @@ func decompressModule(ctx context.Context, name string, data []byte, cfg *patchC
 		return nil, err
 	}
 	defer rc.Close()
-	out, err := readAllCapped(ctx, rc, cfg.maxFileSize, "decompressed module")
+	out, err := readAllCapped(ctx, rc, cfg.maxFileSize, decompressedSizeHint(want, data), "decompressed module")
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsafeArchive) || ctx.Err() != nil {
 			return nil, err
@@ -202,4 +174,28 @@ func decompressModule(ctx context.Context, name string, data []byte, cfg *patchC
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnsafeArchive, name, err)
 	}
 	return out, nil
+}
+
+// DecompressModule undoes a module's gzip, xz or zstd compression,
+// recognised by content, in process and bounded by WithMaxFileSize (default
+// DefaultMaxFileSize); data that is none of these is returned unchanged. It
+// is the step VerifyPatch applies to a .ko.gz, .ko.xz or .ko.zst, for tools
+// that read a module file. Errors are ErrUnsafeArchive or ErrTooLarge.
+func DecompressModule(ctx context.Context, data []byte, opts ...Option) ([]byte, error) {
+	cfg, err := build("DecompressModule", forDecompress, opts)
+	if err != nil {
+		return nil, err
+	}
+	name := "module"
+	switch sniff(data) {
+	case compGzip:
+		name += ".ko.gz"
+	case compXZ:
+		name += ".ko.xz"
+	case compZstd:
+		name += ".ko.zst"
+	default:
+		return data, nil
+	}
+	return decompressModule(ctx, name, data, cfg)
 }

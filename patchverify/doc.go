@@ -3,20 +3,40 @@
 // signs and packages them for servers, tools and tests.
 //
 // A live-patch client is given a SHA-256 and a URL. Most clients want
-// Download followed by VerifyPatch:
+// Download followed by VerifyPatch, for their kernel and against what they
+// applied before, then RecordApplied once the patch is applied:
 //
 //	v, err := patchverify.NewVerifier(pinnedCerts)
+//	state, err := patchverify.OpenFileState("/var/lib/client/applied.json")
 //	f, err := patchverify.Download(ctx, httpClient, url, sha256hex, patchverify.WithRequireHTTPS())
 //	defer f.Close()
-//	p, err := patchverify.VerifyPatch(ctx, f, sha256hex, v)
-//	// p.Module is the verified module; p.Metadata the metadata.
+//	p, err := patchverify.VerifyPatch(ctx, f, sha256hex, v,
+//		patchverify.WithKernelRelease(uname), patchverify.WithAppliedState(state))
+//	// p.Module is the verified module; p.Metadata the metadata, bound to it.
+//	// ... apply p.Module ...
+//	err = p.RecordApplied(ctx)
 //
 // VerifyPatch checks, in this order and trusting nothing before its check:
 // the checksum (streamed, bounded, compared in constant time); the tarball
-// (tar.bz2, tar.gz, tar.xz or tar, recognised by content; regular files only,
-// no links, devices, unsafe or duplicate names; bounded entries and bytes);
-// exactly one module, decompressed if it is a .ko.gz, .ko.xz or .ko.zst; and
-// the module's appended signature.
+// (tar.bz2, tar.gz, tar.xz, tar.zst or tar, recognised by content; regular
+// files only, no links, devices, unsafe or duplicate names, nothing on the
+// module's extracted path; bounded entries and bytes); exactly one module,
+// decompressed if it is a .ko.gz, .ko.xz or .ko.zst; the module's appended
+// signature; then that metadata.json says what the signed module's .modinfo
+// says (kernel release = vermagic's, module name, version where the module
+// has one), and, as options ask, that the module is a live patch
+// (livepatch=Y), is for the running kernel, and is newer than the applied
+// one. A server's upload check calls the same VerifyPatch, so that whatever
+// a server accepts, every client for that kernel can install.
+//
+// Memory: VerifyPatch holds the compressed patch (at most WithMaxPatchSize,
+// allocated once when the reader tells its length: a bytes.Reader, a file)
+// and each file of the tarball, allocated once from its tar header within
+// WithMaxUnpackedSize; a compressed module adds its decompressed copy
+// (within WithMaxFileSize, sized from the gzip trailer or zstd frame header
+// where present). The decoders add their own state: up to 64 MiB of xz
+// dictionary (checked before decoding) or zstd window. For a 4 MiB module
+// in a tar.gz that is about 6 MB in all (BenchmarkVerifyPatch).
 //
 // Module signatures use the kernel's format: module, detached PKCS#7
 // SignedData, 12-byte struct module_signature, "~Module signature appended~\n".
@@ -30,7 +50,10 @@
 // SignModule produces what the kernel's scripts/sign-file produces, byte for
 // byte, and BuildPatch packages a signed module with its metadata.
 //
-// The xz and zstd formats are decompressed by running the xz and zstd
-// programs (the standard library has no decoder for them), with their memory
-// limited and their output bounded like every other stream.
+// Every decoder runs in process and is fuzzed: gzip and bzip2 from the
+// standard library, xz from github.com/ulikunitz/xz and zstd from
+// github.com/klauspost/compress/zstd, each bounded like every other stream.
+//
+// Options are of one type, Option; each says which functions accept it,
+// and misuse is an error wrapping ErrInvalidOption.
 package patchverify

@@ -18,8 +18,11 @@ import (
 // the check and its use: read the patch from the returned file (for example
 // with VerifyPatch) and close it. WithRequireHTTPS refuses plain http URLs
 // and redirects; WithMaxPatchSize bounds the download.
-func Download(ctx context.Context, client *http.Client, rawURL, wantSHA256 string, opts ...PatchOption) (*os.File, error) {
-	cfg := newPatchConfig(opts)
+func Download(ctx context.Context, client *http.Client, rawURL, wantSHA256 string, opts ...Option) (*os.File, error) {
+	cfg, err := build("Download", forDownload, opts)
+	if err != nil {
+		return nil, err
+	}
 	want, err := parseSHA256(wantSHA256)
 	if err != nil {
 		return nil, err

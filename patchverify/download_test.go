@@ -71,16 +71,16 @@ func TestDownload(t *testing.T) {
 		client *http.Client
 		url    string
 		want   string
-		opts   []PatchOption
+		opts   []Option
 		err    error
 	}{
-		{"http_refused", plain.Client(), plain.URL + "/patch.tar.gz", good, []PatchOption{WithRequireHTTPS()}, ErrInsecureURL},
-		{"redirect_to_http_refused", redirClient, tlsRedirect.URL + "/", good, []PatchOption{WithRequireHTTPS()}, ErrInsecureURL},
+		{"http_refused", plain.Client(), plain.URL + "/patch.tar.gz", good, []Option{WithRequireHTTPS()}, ErrInsecureURL},
+		{"redirect_to_http_refused", redirClient, tlsRedirect.URL + "/", good, []Option{WithRequireHTTPS()}, ErrInsecureURL},
 		{"file_scheme_refused", plain.Client(), "file:///etc/passwd", good, nil, ErrInsecureURL},
 		{"checksum_mismatch", tlsSrv.Client(), tlsSrv.URL + "/patch.tar.gz", sum([]byte("x")), nil, ErrChecksumMismatch},
 		{"checksum_malformed", tlsSrv.Client(), tlsSrv.URL + "/patch.tar.gz", "abc", nil, ErrChecksumMismatch},
-		{"content_length_too_large", tlsSrv.Client(), tlsSrv.URL + "/big", good, []PatchOption{WithMaxPatchSize(1 << 20)}, ErrTooLarge},
-		{"streamed_too_large", tlsSrv.Client(), tlsSrv.URL + "/chunked-big", good, []PatchOption{WithMaxPatchSize(1 << 20)}, ErrTooLarge},
+		{"content_length_too_large", tlsSrv.Client(), tlsSrv.URL + "/big", good, []Option{WithMaxPatchSize(1 << 20)}, ErrTooLarge},
+		{"streamed_too_large", tlsSrv.Client(), tlsSrv.URL + "/chunked-big", good, []Option{WithMaxPatchSize(1 << 20)}, ErrTooLarge},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := Download(ctx, tt.client, tt.url, tt.want, append(tt.opts, WithTempDir(tmp))...)

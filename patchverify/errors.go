@@ -35,4 +35,34 @@ var (
 	// ErrInsecureURL: Download was asked for HTTPS only and the URL, or a
 	// redirect, is not https.
 	ErrInsecureURL = errors.New("patchverify: refusing a download not over https")
+	// ErrMalformedModule: the signed module is not an ELF file whose
+	// .modinfo section can be read within bounds.
+	ErrMalformedModule = errors.New("patchverify: malformed kernel module")
+	// ErrMetadataMismatch: metadata.json disagrees with what the signed
+	// module says (kernel release in vermagic, name, version), or is missing
+	// where a check needs it.
+	ErrMetadataMismatch = errors.New("patchverify: patch metadata disagrees with the signed module")
+	// ErrNotLivepatch: WithRequireLivepatch was given and the module does not
+	// say livepatch=Y.
+	ErrNotLivepatch = errors.New("patchverify: module is not a live patch")
+	// ErrWrongKernel: the patch is for another kernel release than the one
+	// given with WithKernelRelease.
+	ErrWrongKernel = errors.New("patchverify: patch is for another kernel")
+	// ErrRollback: the patch's version is not higher than the version the
+	// applied state records for the same kernel and module.
+	ErrRollback = errors.New("patchverify: patch version is not newer than the applied one")
+	// ErrCorruptState: the applied-state file cannot be trusted (unreadable,
+	// truncated, checksum mismatch, too large). It is never silently reset.
+	ErrCorruptState = errors.New("patchverify: applied-state file is corrupt")
+	// ErrMalformedCatalogue: a signed catalogue's content is not a catalogue
+	// or breaks its rules (strict JSON, positive versions, expiry, sizes).
+	ErrMalformedCatalogue = errors.New("patchverify: malformed patch catalogue")
+	// ErrCatalogueExpired: the catalogue's expiry has passed: the server or
+	// mirror may be replaying an old one (a freeze).
+	ErrCatalogueExpired = errors.New("patchverify: patch catalogue expired")
+	// ErrCatalogueRollback: the catalogue is older than one already seen.
+	ErrCatalogueRollback = errors.New("patchverify: patch catalogue older than one already seen")
+	// ErrNotInCatalogue: the patch is not listed in the catalogue, or listed
+	// for another kernel or version.
+	ErrNotInCatalogue = errors.New("patchverify: patch not listed in the catalogue")
 )

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 
 	"github.com/lpsec/lpsec/patchverify"
 )
@@ -46,9 +48,12 @@ func readKey(name string) crypto.Signer {
 }
 
 // A server signs a module and packages it; the client verifies the tarball
-// against the checksum it was given and its pinned certificate.
+// against the checksum it was given and its pinned certificate, for its own
+// kernel and only if it is newer than what it applied, then records it.
 func ExampleVerifyPatch() {
-	module, _ := os.ReadFile("testdata/good_module_unsigned.ko")
+	// good_livepatch_unsigned.ko says name=livepatch_6_1_0_18_3, version=3
+	// and vermagic=6.1.0-18-generic: what the metadata must say too.
+	module, _ := os.ReadFile("testdata/good_livepatch_unsigned.ko")
 	signed, err := patchverify.SignModule(module, readKey("vendor_rsa4096"), readCert("vendor_rsa4096"))
 	if err != nil {
 		log.Fatal(err)
@@ -59,21 +64,39 @@ func ExampleVerifyPatch() {
 		log.Fatal(err)
 	}
 	sum := sha256.Sum256(tarball.Bytes()) // what the server announces
+	data := tarball.Bytes()
 
 	// The client side.
 	v, err := patchverify.NewVerifier([]*x509.Certificate{readCert("vendor_rsa4096")})
 	if err != nil {
 		log.Fatal(err)
 	}
-	p, err := patchverify.VerifyPatch(context.Background(), &tarball, hex.EncodeToString(sum[:]), v)
+	dir, _ := os.MkdirTemp("", "lpsec-example-")
+	defer os.RemoveAll(dir)
+	state, err := patchverify.OpenFileState(filepath.Join(dir, "applied.json"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("module:", p.ModuleName, "version", p.Metadata.Version)
+	verify := func() (*patchverify.Patch, error) {
+		return patchverify.VerifyPatch(context.Background(), bytes.NewReader(data), hex.EncodeToString(sum[:]), v,
+			patchverify.WithKernelRelease("6.1.0-18-generic"), patchverify.WithAppliedState(state))
+	}
+	p, err := verify()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("module:", p.ModuleName, "version", p.Metadata.Version, "for", p.Info.Release())
 	fmt.Println("signer:", p.Signer.Certificate.Subject.CommonName)
+	// ... apply p.Module, then:
+	if err := p.RecordApplied(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	_, err = verify()
+	fmt.Println("again:", errors.Is(err, patchverify.ErrRollback))
 	// Output:
-	// module: livepatch_6_1_0_18_3.ko version 3
+	// module: livepatch_6_1_0_18_3.ko version 3 for 6.1.0-18-generic
 	// signer: lpsec test live-patch signing
+	// again: true
 }
 
 // SignModule writes what the kernel's sign-file writes; ParseModuleSignature

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lpsec/lpsec/internal/kmodtest"
 )
 
-// Fuzz targets need no network, PostgreSQL or external program: xz and zstd
-// decompression is switched off in FuzzVerifyPatch.
+// Fuzz targets need no network, PostgreSQL or external program: every
+// decoder runs in process. Seeds made by the xz and zstd programs are
+// committed under testdata/fuzz.
 
 func addTestdataSeeds(f *testing.F, suffix string) {
 	names, err := filepath.Glob(filepath.Join("testdata", "*"+suffix))
@@ -88,7 +92,7 @@ func FuzzVerifyPatch(f *testing.F) {
 	f.Add(makeTar(f, file("m.ko", signedTestModule(f)), file("metadata.json", []byte(`{"version":2}`))))
 	f.Add(makeTar(f, file("m.ko.gz", gz(f, signedTestModule(f)))))
 	v := newTestVerifier(f, PolicyLivepatch, "vendor_rsa4096")
-	opts := []PatchOption{withoutExternalDecompressors(), WithMaxEntries(16), WithMaxFileSize(256 << 10), WithMaxUnpackedSize(1 << 20)}
+	opts := []Option{WithMaxEntries(16), WithMaxFileSize(256 << 10), WithMaxUnpackedSize(1 << 20)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := VerifyPatch(context.Background(), bytes.NewReader(data), sum(data), v, opts...)
 		if err != nil {
@@ -102,6 +106,58 @@ func FuzzVerifyPatch(f *testing.F) {
 		}
 		if _, err := v.VerifyModule(p.Module); err != nil {
 			t.Fatalf("returned module does not verify: %v", err)
+		}
+	})
+}
+
+func FuzzReadModuleInfo(f *testing.F) {
+	addTestdataSeeds(f, ".ko")
+	f.Add(kmodtest.Livepatch("6.1.0-18", "generic", 3))
+	f.Add(kmodtest.Module("name=x", "name=y"))
+	f.Fuzz(func(t *testing.T, module []byte) {
+		info, err := ReadModuleInfo(module)
+		if err != nil {
+			if info != nil || !errors.Is(err, ErrMalformedModule) {
+				t.Fatalf("ReadModuleInfo = %+v, %v", info, err)
+			}
+			return
+		}
+		if info.Name == "" || info.Release() == "" || strings.ContainsFunc(info.Name+info.Vermagic+info.Version, unsafeRune) {
+			t.Fatalf("accepted %+v", info)
+		}
+	})
+}
+
+// FuzzDecompressModule feeds the xz and zstd decoders (and gzip) hostile
+// streams under a small output bound: a sentinel or data, never a panic,
+// never more than the bound.
+func FuzzDecompressModule(f *testing.F) {
+	for _, n := range []string{"m.ko.xz", "m.ko.zst", "m.ko.gz"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "fuzz-seed-"+n))
+		if err == nil {
+			f.Add(n, b)
+		}
+	}
+	f.Add("m.ko.gz", gz(f, []byte("module")))
+	f.Add("m.ko.xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0, 4, 0xe6, 0xd6, 0xb4, 0x46})
+	f.Add("m.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x00, 0x01, 0x00, 0x00})
+	cfg, err := build("fuzz", forPatch, []Option{WithMaxFileSize(1 << 20)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		if moduleCompression(name) == compUnknown {
+			return
+		}
+		out, err := decompressModule(context.Background(), name, data, cfg)
+		if err != nil {
+			if out != nil || (!errors.Is(err, ErrUnsafeArchive) && !errors.Is(err, ErrTooLarge)) {
+				t.Fatalf("decompressModule = %d bytes, %v", len(out), err)
+			}
+			return
+		}
+		if int64(len(out)) > cfg.maxFileSize {
+			t.Fatalf("%d bytes past the bound", len(out))
 		}
 	})
 }

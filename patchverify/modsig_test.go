@@ -152,7 +152,7 @@ func TestVerifyModuleHostile(t *testing.T) {
 	}
 }
 
-func signWith(t testing.TB, mod []byte, name string, opts ...SignOption) []byte {
+func signWith(t testing.TB, mod []byte, name string, opts ...Option) []byte {
 	t.Helper()
 	out, err := SignModule(mod, loadKey(t, name), loadCert(t, name), opts...)
 	if err != nil {
@@ -208,10 +208,10 @@ func TestSignModuleDeterministicRSA(t *testing.T) {
 	for _, tt := range []struct {
 		vector string
 		key    string
-		opts   []SignOption
+		opts   []Option
 	}{
 		{"good_signfile_rsa4096_sha512.ko", "vendor_rsa4096", nil},
-		{"good_signfile_rsa4096_sha512_keyid.ko", "vendor_rsa4096", []SignOption{SignWithKeyID()}},
+		{"good_signfile_rsa4096_sha512_keyid.ko", "vendor_rsa4096", []Option{SignWithKeyID()}},
 		{"good_signfile_rsa3072_sha512.ko", "vendor_rsa3072", nil},
 	} {
 		if got := signWith(t, mod, tt.key, tt.opts...); !bytes.Equal(got, readTestdata(t, tt.vector)) {

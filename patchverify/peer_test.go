@@ -52,7 +52,7 @@ func TestSignModuleEqualsOpenSSL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"cms", "-sign", "-binary", "-noattr", "-nocerts", "-nosmimecap", "-md", tt.md, "-outform", "DER",
 				"-signer", filepath.Join("testdata", tt.key+".crt"), "-inkey", filepath.Join("testdata", tt.key+".key"), "-in", modPath}
-			opts := []SignOption{SignWithHash(tt.hash)}
+			opts := []Option{SignWithHash(tt.hash)}
 			if tt.keyID {
 				args = append(args, "-keyid")
 				opts = append(opts, SignWithKeyID())
@@ -72,12 +72,12 @@ func TestOpenSSLVerifiesSignModule(t *testing.T) {
 	modPath := writeTemp(t, "module.ko", mod)
 	for _, tt := range []struct {
 		name, key string
-		opts      []SignOption
+		opts      []Option
 	}{
 		{"rsa4096_sha512", "vendor_rsa4096", nil},
-		{"rsa4096_sha512_keyid", "vendor_rsa4096", []SignOption{SignWithKeyID()}},
-		{"ecdsa_p256_sha256", "ecdsa_p256", []SignOption{SignWithHash(crypto.SHA256)}},
-		{"ecdsa_p384_sha384_keyid", "ecdsa_p384", []SignOption{SignWithHash(crypto.SHA384), SignWithKeyID()}},
+		{"rsa4096_sha512_keyid", "vendor_rsa4096", []Option{SignWithKeyID()}},
+		{"ecdsa_p256_sha256", "ecdsa_p256", []Option{SignWithHash(crypto.SHA256)}},
+		{"ecdsa_p384_sha384_keyid", "ecdsa_p384", []Option{SignWithHash(crypto.SHA384), SignWithKeyID()}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, der := split(t, signWith(t, mod, tt.key, tt.opts...))
@@ -132,7 +132,7 @@ func TestSignFileOutputVerifies(t *testing.T) {
 				t.Errorf("verified by %q", s.Certificate.Subject.CommonName)
 			}
 			if strings.HasPrefix(tt.key, "vendor_rsa") {
-				opts := []SignOption{}
+				opts := []Option{}
 				if tt.keyID {
 					opts = append(opts, SignWithKeyID())
 				}
@@ -150,12 +150,12 @@ func TestModinfoAgrees(t *testing.T) {
 	mod := testModule(t)
 	for _, tt := range []struct {
 		key  string
-		opts []SignOption
+		opts []Option
 	}{
 		{"vendor_rsa4096", nil},
 		{"vendor_rsa3072", nil},
-		{"short_rsa2048", []SignOption{SignWithHash(crypto.SHA256)}},
-		{"ecdsa_p384", []SignOption{SignWithHash(crypto.SHA384)}},
+		{"short_rsa2048", []Option{SignWithHash(crypto.SHA256)}},
+		{"ecdsa_p384", []Option{SignWithHash(crypto.SHA384)}},
 	} {
 		t.Run(tt.key, func(t *testing.T) {
 			signed := signWith(t, mod, tt.key, tt.opts...)

@@ -17,23 +17,6 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// SignOption configures SignModule.
-type SignOption func(*signConfig)
-
-type signConfig struct {
-	hash  crypto.Hash
-	keyID bool
-}
-
-// SignWithHash selects the digest: crypto.SHA512 (the default), SHA384 or
-// SHA256, as sign-file's first argument does. The live-patch policy accepts
-// only SHA-512.
-func SignWithHash(h crypto.Hash) SignOption { return func(c *signConfig) { c.hash = h } }
-
-// SignWithKeyID names the signer by the certificate's subject key
-// identifier instead of its issuer and serial number, as sign-file -k does.
-func SignWithKeyID() SignOption { return func(c *signConfig) { c.keyID = true } }
-
 // SignModule returns module with an appended signature made with key, which
 // must be the private key of cert. The output is byte for byte what the
 // kernel's scripts/sign-file writes (and, for RSA, what
@@ -41,10 +24,10 @@ func SignWithKeyID() SignOption { return func(c *signConfig) { c.keyID = true } 
 // writes followed by the trailer): a detached PKCS#7 SignedData without
 // certificates or signed attributes, the 12-byte struct module_signature and
 // the magic string. Compress the module, if at all, after signing.
-func SignModule(module []byte, key crypto.Signer, cert *x509.Certificate, opts ...SignOption) ([]byte, error) {
-	cfg := signConfig{hash: crypto.SHA512}
-	for _, o := range opts {
-		o(&cfg)
+func SignModule(module []byte, key crypto.Signer, cert *x509.Certificate, opts ...Option) ([]byte, error) {
+	cfg, err := build("SignModule", forSign, opts)
+	if err != nil {
+		return nil, err
 	}
 	if len(module) == 0 {
 		return nil, errors.New("patchverify: cannot sign an empty module")

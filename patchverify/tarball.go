@@ -2,7 +2,6 @@ package patchverify
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Metadata describes a patch. BuildPatch writes it as metadata.json beside
@@ -45,6 +47,23 @@ type Patch struct {
 	// Files holds the tarball's other regular files (metadata.json
 	// included), by path. They are covered by the checksum only.
 	Files map[string][]byte
+	// Info is the signed module's .modinfo, read when the patch has
+	// metadata or an option needs it; nil otherwise.
+	Info *ModuleInfo
+
+	state         AppliedState
+	allowRollback bool
+	log           *slog.Logger
+}
+
+// Release returns the kernel release the metadata names: Kernel, followed
+// by "-" and Flavour when there is one ("6.1.0-18" and "amd64" give
+// "6.1.0-18-amd64", what uname -r and the module's vermagic say).
+func (m *Metadata) Release() string {
+	if m.Flavour == "" {
+		return m.Kernel
+	}
+	return m.Kernel + "-" + m.Flavour
 }
 
 // VerifyPatch is the client's whole pipeline, in the order that keeps
@@ -55,12 +74,15 @@ type Patch struct {
 // and size bounds; it requires exactly one module (.ko, or .ko.gz, .ko.xz or
 // .ko.zst, decompressed first as the kernel does), verifies its signature
 // with v, and only then parses the metadata.
-func VerifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, opts ...PatchOption) (*Patch, error) {
+func VerifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, opts ...Option) (*Patch, error) {
 	if v == nil {
 		return nil, errors.New("patchverify: VerifyPatch needs a Verifier")
 	}
-	cfg := newPatchConfig(opts)
-	p, err := verifyPatch(ctx, r, wantSHA256, v, &cfg)
+	cfg, err := build("VerifyPatch", forPatch, opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := verifyPatch(ctx, r, wantSHA256, v, cfg)
 	if err != nil {
 		if errors.Is(err, ErrChecksumMismatch) {
 			v.log.Warn("patch checksum mismatch", "event", "patch_checksum_mismatch", "error", err)
@@ -76,25 +98,28 @@ func VerifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 	return p, nil
 }
 
-func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, cfg *patchConfig) (*Patch, error) {
+func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, cfg *settings) (*Patch, error) {
 	want, err := parseSHA256(wantSHA256)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
+	// One buffer for the compressed patch, sized from the reader when it
+	// knows its length, so that it is not grown by doubling.
+	w := &sliceWriter{b: make([]byte, 0, sizeHint(r, cfg.maxPatchSize))}
 	h := sha256.New()
-	if _, err := hashCopy(ctx, &buf, h, r, cfg.maxPatchSize); err != nil {
+	if _, err := hashCopy(ctx, w, h, r, cfg.maxPatchSize); err != nil {
 		return nil, err
 	}
 	if err := checkSum(h, want); err != nil {
 		return nil, err
 	}
-	p := &Patch{SHA256: hex.EncodeToString(want)}
+	p := &Patch{SHA256: hex.EncodeToString(want), state: cfg.state, allowRollback: cfg.allowRollback, log: v.log}
 
-	files, err := readTarball(ctx, buf.Bytes(), cfg)
+	files, err := readTarball(ctx, w.b, cfg)
 	if err != nil {
 		return nil, err
 	}
+	w.b = nil // the compressed patch is no longer needed
 	var modName string
 	for name := range files {
 		if moduleCompression(name) != compUnknown {
@@ -107,6 +132,15 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 	if modName == "" {
 		return nil, fmt.Errorf("%w: no kernel module (.ko, .ko.gz, .ko.xz, .ko.zst)", ErrUnsafeArchive)
 	}
+	p.ModuleName = modName[:strings.LastIndex(modName, ".ko")+len(".ko")]
+	// The module is extracted decompressed, under ModuleName: no other
+	// entry may land on that path or under it (good.ko.gz with good.ko/zz).
+	lmod := strings.ToLower(p.ModuleName)
+	for name := range files {
+		if l := strings.ToLower(name); name != modName && (l == lmod || strings.HasPrefix(l, lmod+"/")) {
+			return nil, fmt.Errorf("%w: %q and the module %q extract to the same path", ErrUnsafeArchive, name, modName)
+		}
+	}
 	module, err := decompressModule(ctx, modName, files[modName], cfg)
 	if err != nil {
 		return nil, err
@@ -117,7 +151,6 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 		return nil, err
 	}
 	p.Module, p.Signer, p.Files = module, signer, files
-	p.ModuleName = modName[:strings.LastIndex(modName, ".ko")+len(".ko")]
 
 	// Both checks passed: the metadata may now be read.
 	var metaName string
@@ -143,7 +176,118 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 		}
 		p.Metadata = &m
 	}
+	if p.Metadata != nil || cfg.requireLivepatch || cfg.kernelRelease != "" || cfg.state != nil || cfg.catalogue != nil {
+		// What the signature covers, not what follows it.
+		if p.Info, err = ReadModuleInfo(signer.Signature.Content); err != nil {
+			return nil, err
+		}
+	}
+	if p.Metadata != nil {
+		if err := bindMetadata(p.Metadata, p.Info, p.ModuleName); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.requireLivepatch && !p.Info.Livepatch {
+		return nil, fmt.Errorf("%w: %s has no livepatch=Y in .modinfo", ErrNotLivepatch, p.Info.Name)
+	}
+	if cfg.kernelRelease != "" && p.Info.Release() != cfg.kernelRelease {
+		return nil, fmt.Errorf("%w: patch is for %q, this kernel is %q", ErrWrongKernel, p.Info.Release(), cfg.kernelRelease)
+	}
+	if cfg.catalogue != nil {
+		if err := cfg.catalogue.checkListed(p); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.state != nil {
+		if err := p.checkNewer(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// bindMetadata checks that the metadata says what the signed module says:
+// the signature covers the module only, so this is what makes the
+// metadata's kernel, name and version as trustworthy as the signature.
+func bindMetadata(m *Metadata, info *ModuleInfo, moduleName string) error {
+	if m.Kernel == "" {
+		return fmt.Errorf("%w: metadata names no kernel", ErrMetadataMismatch)
+	}
+	if m.Release() != info.Release() {
+		return fmt.Errorf("%w: metadata is for kernel %q, the module's vermagic for %q", ErrMetadataMismatch, m.Release(), info.Release())
+	}
+	// The kernel knows modules by name with '-' read as '_'.
+	modName := func(s string) string { return strings.ReplaceAll(s, "-", "_") }
+	if want := modName(strings.TrimSuffix(path.Base(moduleName), ".ko")); modName(info.Name) != want {
+		return fmt.Errorf("%w: the tarball's module is %q, the module's name= is %q", ErrMetadataMismatch, want, info.Name)
+	}
+	if info.Version != "" && info.Version != strconv.Itoa(m.Version) {
+		return fmt.Errorf("%w: metadata version %d, the module's version= is %q", ErrMetadataMismatch, m.Version, info.Version)
+	}
+	return nil
+}
+
+// checkNewer refuses a version not higher than the applied one, unless the
+// operator allowed it, which is logged as a security event.
+func (p *Patch) checkNewer(ctx context.Context) error {
+	if p.Metadata == nil || p.Metadata.Version < 1 {
+		return fmt.Errorf("%w: no metadata version to compare with the applied state", ErrMetadataMismatch)
+	}
+	a, ok, err := p.state.Applied(ctx, p.Info.Release(), p.Info.Name)
+	if err != nil {
+		return err
+	}
+	if !ok || p.Metadata.Version > a.Version {
+		return nil
+	}
+	if !p.allowRollback {
+		return fmt.Errorf("%w: %s version %d for %s, version %d is applied", ErrRollback, p.Info.Name, p.Metadata.Version, p.Info.Release(), a.Version)
+	}
+	p.log.Warn("patch rollback allowed by the operator", "event", "patch_rollback_allowed",
+		"kernel", p.Info.Release(), "module", p.Info.Name, "version", p.Metadata.Version, "applied_version", a.Version, "sha256", p.SHA256)
+	return nil
+}
+
+// RecordApplied records p as applied in the state given to VerifyPatch with
+// WithAppliedState: call it once the patch is applied (or, for a client that
+// only places modules, placed). It checks again that p is newer than the
+// record, which another process may have changed since VerifyPatch.
+func (p *Patch) RecordApplied(ctx context.Context) error {
+	if p.state == nil {
+		return errors.New("patchverify: RecordApplied needs VerifyPatch's WithAppliedState")
+	}
+	if err := p.checkNewer(ctx); err != nil {
+		return err
+	}
+	return p.state.Record(ctx, Applied{Kernel: p.Info.Release(), Module: p.Info.Name, Version: p.Metadata.Version, SHA256: p.SHA256, Time: time.Now().UTC()})
+}
+
+// sliceWriter appends to b; given an exact capacity it never reallocates.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// sizeHint returns how many bytes r will give, when it can tell (a
+// bytes.Reader, a bytes.Buffer, a file), bounded by max; else a small start.
+func sizeHint(r io.Reader, max int64) int {
+	n := int64(-1)
+	switch x := r.(type) {
+	case interface{ Len() int }:
+		n = int64(x.Len())
+	case *os.File:
+		if fi, err := x.Stat(); err == nil && fi.Mode().IsRegular() {
+			if off, err := x.Seek(0, io.SeekCurrent); err == nil {
+				n = fi.Size() - off
+			}
+		}
+	}
+	if n < 0 {
+		return 64 << 10
+	}
+	return int(min(n, max))
 }
 
 // moduleCompression reports how a module file is compressed, by the
@@ -218,7 +362,7 @@ func typeName(t byte) string {
 
 // readTarball returns the regular files of a tarball, refusing anything a
 // patch must not hold and stopping at the entry and size bounds.
-func readTarball(ctx context.Context, data []byte, cfg *patchConfig) (map[string][]byte, error) {
+func readTarball(ctx context.Context, data []byte, cfg *settings) (map[string][]byte, error) {
 	rc, err := decompressor(ctx, sniff(data), data, cfg)
 	if err != nil {
 		return nil, err
@@ -281,13 +425,16 @@ func readTarball(ctx context.Context, data []byte, cfg *patchConfig) (map[string
 		if hdr.Size > cfg.maxFileSize {
 			return nil, fmt.Errorf("%w: %q is %d bytes, more than %d", ErrTooLarge, name, hdr.Size, cfg.maxFileSize)
 		}
-		// Grow as data arrives rather than trusting the header's size.
-		var b bytes.Buffer
-		b.Grow(int(min(hdr.Size, 1<<20)))
-		if _, err := io.Copy(&b, tr); err != nil {
+		// Sized from the header: one allocation, no doubling. The header
+		// cannot make it larger than what is left of the unpacked bound.
+		if hdr.Size > cfg.maxUnpacked-cr.n {
+			return nil, fmt.Errorf("%w: decompressed tarball exceeds %d bytes", ErrTooLarge, cfg.maxUnpacked)
+		}
+		b := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
 			return nil, archiveErr(ctx, err)
 		}
-		files[name] = b.Bytes()
+		files[name] = b
 	}
 	// Read to the end of the stream: that checks the gzip or bzip2 CRC or
 	// the decompressor's exit status, and refuses data hidden after the

@@ -76,10 +76,10 @@ func gz(t testing.TB, b []byte) []byte {
 }
 
 // pipeProgram compresses b with an external program (bzip2, xz, zstd).
-func pipeProgram(t testing.TB, prog, pkg string, b []byte) []byte {
+func pipeProgram(t testing.TB, prog, pkg string, b []byte, args ...string) []byte {
 	t.Helper()
 	p := testenv.LookPath(t, prog, pkg)
-	cmd := exec.Command(p, "-c")
+	cmd := exec.Command(p, append([]string{"-c"}, args...)...)
 	cmd.Stdin = bytes.NewReader(b)
 	out, err := cmd.Output()
 	if err != nil {
@@ -93,7 +93,14 @@ func sum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func signedTestModule(t testing.TB) []byte { return readTestdata(t, "good_signfile_rsa4096_sha512.ko") }
+// signedTestModule is good_livepatch_unsigned.ko signed by the vendor: its
+// .modinfo agrees with testMeta.
+func signedTestModule(t testing.TB) []byte {
+	t.Helper()
+	return signWith(t, readTestdata(t, "good_livepatch_unsigned.ko"), "vendor_rsa4096")
+}
+
+var testMetaJSON = []byte(`{"kernel":"6.1.0-18","flavour":"generic","version":3,"module":"livepatch_6_1_0_18_3.ko"}`)
 
 var testMeta = Metadata{Kernel: "6.1.0-18", Flavour: "generic", Version: 3, Architecture: "x86_64", Module: "livepatch_6_1_0_18_3.ko"}
 
@@ -111,7 +118,7 @@ func TestVerifyPatchGood(t *testing.T) {
 	mod := signedTestModule(t)
 	built := buildTestPatch(t)
 	tarOf := func(modName string, modData []byte) []byte {
-		return makeTar(t, entry{name: "p/", typeflag: tar.TypeDir}, file("p/metadata.json", []byte(`{"version":3}`)), file("p/"+modName, modData))
+		return makeTar(t, entry{name: "p/", typeflag: tar.TypeDir}, file("p/metadata.json", testMetaJSON), file("p/"+modName, modData))
 	}
 	cases := map[string]struct {
 		data    []byte
@@ -119,8 +126,8 @@ func TestVerifyPatchGood(t *testing.T) {
 	}{
 		"buildpatch_tar_gz":  {built, testMeta.Module},
 		"gnutar_bzip2":       {readTestdata(t, "good_patch_gnutar.tar.bz2"), "livepatch-6.1.0-18-generic-3-x86_64/livepatch_6_1_0_18_3.ko"},
-		"plain_tar":          {tarOf("m.ko", mod), "p/m.ko"},
-		"module_ko_gz":       {gz(t, tarOf("m.ko.gz", gz(t, mod))), "p/m.ko"},
+		"plain_tar":          {tarOf("livepatch_6_1_0_18_3.ko", mod), "p/livepatch_6_1_0_18_3.ko"},
+		"module_ko_gz":       {gz(t, tarOf("livepatch_6_1_0_18_3.ko.gz", gz(t, mod))), "p/livepatch_6_1_0_18_3.ko"},
 		"dot_slash_names":    {makeTar(t, entry{name: "./", typeflag: tar.TypeDir}, file("./m.ko", mod)), "m.ko"},
 		"uppercase_checksum": {built, testMeta.Module},
 	}
@@ -130,15 +137,15 @@ func TestVerifyPatchGood(t *testing.T) {
 		cases["tar_bz2_bzip2"] = struct {
 			data    []byte
 			modName string
-		}{pipeProgram(t, "bzip2", "bzip2", tarOf("m.ko", mod)), "p/m.ko"}
+		}{pipeProgram(t, "bzip2", "bzip2", tarOf("livepatch_6_1_0_18_3.ko", mod)), "p/livepatch_6_1_0_18_3.ko"}
 		cases["tar_xz_module_ko_xz"] = struct {
 			data    []byte
 			modName string
-		}{pipeProgram(t, "xz", "xz-utils", tarOf("m.ko.xz", pipeProgram(t, "xz", "xz-utils", mod))), "p/m.ko"}
+		}{pipeProgram(t, "xz", "xz-utils", tarOf("livepatch_6_1_0_18_3.ko.xz", pipeProgram(t, "xz", "xz-utils", mod))), "p/livepatch_6_1_0_18_3.ko"}
 		cases["module_ko_zst"] = struct {
 			data    []byte
 			modName string
-		}{gz(t, tarOf("m.ko.zst", pipeProgram(t, "zstd", "zstd", mod))), "p/m.ko"}
+		}{gz(t, tarOf("livepatch_6_1_0_18_3.ko.zst", pipeProgram(t, "zstd", "zstd", mod))), "p/livepatch_6_1_0_18_3.ko"}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -191,7 +198,7 @@ func TestVerifyPatchHostile(t *testing.T) {
 	v := newTestVerifier(t, PolicyLivepatch, "vendor_rsa4096")
 	mod := signedTestModule(t)
 	meta := file("metadata.json", []byte(`{"version":1}`))
-	small := []PatchOption{WithMaxEntries(8), WithMaxFileSize(64 << 10), WithMaxUnpackedSize(256 << 10)}
+	small := []Option{WithMaxEntries(8), WithMaxFileSize(64 << 10), WithMaxUnpackedSize(256 << 10)}
 	// retype changes the type of the header at offset off and fixes its
 	// checksum: for entry types tar.Writer will not write.
 	retype := func(b []byte, off int, flag byte, gnu bool) []byte {
@@ -217,15 +224,15 @@ func TestVerifyPatchHostile(t *testing.T) {
 		manyEntries = append(manyEntries, file("f"+strconv.Itoa(i), nil))
 	}
 	signedByAttacker := signWith(t, testModule(t), "attacker_rsa4096")
-	var bombLimits []PatchOption // the defaults: 128 MiB of the bomb's 1 GiB are decoded
+	var bombLimits []Option // the defaults: 128 MiB of the bomb's 1 GiB are decoded
 	if raceEnabled {
-		bombLimits = []PatchOption{WithMaxUnpackedSize(16 << 20)}
+		bombLimits = []Option{WithMaxUnpackedSize(16 << 20)}
 	}
 
 	tests := []struct {
 		name string
 		data []byte
-		opts []PatchOption
+		opts []Option
 		want error
 		why  string // part of the message: the attack named is what was caught
 	}{
@@ -257,7 +264,7 @@ func TestVerifyPatchHostile(t *testing.T) {
 		{"metadata_names_other_module", makeTar(t, file("m.ko", mod), file("metadata.json", []byte(`{"module":"other.ko"}`))), nil, ErrUnsafeArchive, "metadata names module"},
 		{"metadata_not_json", makeTar(t, file("m.ko", mod), file("metadata.json", []byte(`{`))), nil, ErrUnsafeArchive, "metadata.json:"},
 		{"two_metadata", makeTar(t, file("m.ko", mod), meta, file("x/metadata.json", nil)), nil, ErrUnsafeArchive, "more than one metadata.json"},
-		{"not_an_archive", []byte("this is not a tarball at all, but it is long enough to sniff"), nil, ErrUnsafeArchive, "not a tar, tar.gz, tar.bz2 or tar.xz archive"},
+		{"not_an_archive", []byte("this is not a tarball at all, but it is long enough to sniff"), nil, ErrUnsafeArchive, "not a tar, tar.gz, tar.bz2, tar.xz or tar.zst archive"},
 		{"corrupt_gzip", mutate(gz(t, makeTar(t, file("m.ko", mod))), func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }), nil, ErrUnsafeArchive, "gzip: invalid checksum"},
 		{"truncated_tar", makeTar(t, entry{name: "m.ko", typeflag: tar.TypeReg, data: mod[:100], size: int64(len(mod))}), nil, ErrUnsafeArchive, "corrupt archive: unexpected EOF"},
 		{"truncated_gzip", gz(t, makeTar(t, file("m.ko", mod)))[:300], nil, ErrUnsafeArchive, "corrupt archive: unexpected EOF"},
@@ -265,7 +272,7 @@ func TestVerifyPatchHostile(t *testing.T) {
 		{"entry_too_large", makeTar(t, file("m.ko", mod), file("big", make([]byte, 65<<10))), small, ErrTooLarge, "\"big\" is 66560 bytes"},
 		{"entry_header_claims_huge", makeTar(t, entry{name: "m.ko", typeflag: tar.TypeReg, data: mod, size: 1 << 40}), nil, ErrTooLarge, "\"m.ko\" is 1099511627776 bytes"},
 		{"total_too_large", makeTar(t, file("m.ko", mod), file("a", make([]byte, 60<<10)), file("b", make([]byte, 60<<10)), file("c", make([]byte, 60<<10)), file("d", make([]byte, 60<<10)), file("e", make([]byte, 60<<10))), small, ErrTooLarge, "decompressed tarball exceeds"},
-		{"patch_too_large", makeTar(t, file("m.ko", mod)), []PatchOption{WithMaxPatchSize(1024)}, ErrTooLarge, "patch is larger than 1024 bytes"},
+		{"patch_too_large", makeTar(t, file("m.ko", mod)), []Option{WithMaxPatchSize(1024)}, ErrTooLarge, "patch is larger than 1024 bytes"},
 		{"gzip_bomb_module", gz(t, makeTar(t, file("m.ko.gz", gz(t, make([]byte, 1<<20))))), small, ErrTooLarge, "decompressed module exceeds"},
 		{"bzip2_bomb_1g", readTestdata(t, "fail_bomb_1g.tar.bz2"), bombLimits, ErrTooLarge, "decompressed tarball exceeds"},
 		{"unsigned_module", makeTar(t, file("m.ko", testModule(t))), nil, ErrUnsigned, ""},

@@ -63,30 +63,6 @@ func (p Policy) allowsKey(pub any) bool {
 	return false
 }
 
-// Option configures a Verifier. Options act only inside NewVerifier: a
-// Verifier cannot be changed once made.
-type Option func(*verifierConfig)
-
-type verifierConfig struct {
-	policy  Policy
-	validAt time.Time
-	log     *slog.Logger
-}
-
-// WithPolicy selects the accepted algorithms; the default is PolicyLivepatch.
-func WithPolicy(p Policy) Option { return func(c *verifierConfig) { c.policy = p } }
-
-// WithValidityAt makes the Verifier refuse, with ErrCertificateNotValid, a
-// signature whose pinned certificate was not valid at t. By default validity
-// dates are not checked, as the kernel does not check them: modules signed
-// while a vendor's certificate was valid stay loadable after it expires.
-func WithValidityAt(t time.Time) Option { return func(c *verifierConfig) { c.validAt = t } }
-
-// WithLogger sends security events (attribute "event": module_signature_verified,
-// module_signature_rejected, patch_checksum_mismatch, patch_archive_rejected,
-// patch_verified) to l. By default they are discarded.
-func WithLogger(l *slog.Logger) Option { return func(c *verifierConfig) { c.log = l } }
-
 // A Verifier checks module signatures against pinned certificates. It is
 // safe for concurrent use.
 type Verifier struct {
@@ -114,17 +90,11 @@ func NewVerifier(certs []*x509.Certificate, opts ...Option) (*Verifier, error) {
 	if len(certs) == 0 {
 		return nil, errors.New("patchverify: NewVerifier needs at least one certificate")
 	}
-	cfg := verifierConfig{policy: PolicyLivepatch}
-	for _, o := range opts {
-		o(&cfg)
+	cfg, err := build("NewVerifier", forVerifier, opts)
+	if err != nil {
+		return nil, err
 	}
 	v := &Verifier{policy: cfg.policy, validAt: cfg.validAt, log: cfg.log}
-	if v.policy != PolicyLivepatch && v.policy != PolicyKernel {
-		return nil, fmt.Errorf("patchverify: unknown %v", v.policy)
-	}
-	if v.log == nil {
-		v.log = slog.New(slog.DiscardHandler)
-	}
 	for i, c := range certs {
 		if c == nil {
 			return nil, fmt.Errorf("patchverify: certificate %d is nil", i)
@@ -245,6 +215,16 @@ func reason(err error) string {
 		{ErrUnsafeArchive, "unsafe_archive"},
 		{ErrTooLarge, "too_large"},
 		{ErrInsecureURL, "insecure_url"},
+		{ErrMalformedModule, "malformed_module"},
+		{ErrMetadataMismatch, "metadata_mismatch"},
+		{ErrNotLivepatch, "not_livepatch"},
+		{ErrWrongKernel, "wrong_kernel"},
+		{ErrRollback, "rollback"},
+		{ErrCorruptState, "corrupt_state"},
+		{ErrMalformedCatalogue, "malformed_catalogue"},
+		{ErrCatalogueExpired, "catalogue_expired"},
+		{ErrCatalogueRollback, "catalogue_rollback"},
+		{ErrNotInCatalogue, "not_in_catalogue"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.name

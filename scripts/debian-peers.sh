@@ -13,7 +13,8 @@
 #   kmod                   modinfo (patchtool inspect)
 #   openssl curl           TLS and CMS peers
 #   sslscan                TLS server scan (tlsconfig)
-#   xz-utils zstd bzip2    compressed modules and tarballs
+#   xz-utils zstd bzip2    peers that write the compressed modules and tarballs the
+#                          in-process decoders (patchverify) are tested on
 #   systemd                systemd-id128 (report known answers)
 #   postgresql             throwaway clusters for the token/macaroon stores
 #   wrk time               bench/ scripts

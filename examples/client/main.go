@@ -43,7 +43,12 @@ type common struct {
 	cfg          client.Config
 	signingCerts cli.StringList
 	logLevel     string
+	timeout      time.Duration
 }
+
+// DefaultTimeout bounds a whole command: a server that answers one byte at
+// a time cannot hold the client longer.
+const DefaultTimeout = 5 * time.Minute
 
 func (c *common) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.RemoteServer, "remote-server", "", "https `URL` of the live-patch server (saved by enable)")
@@ -57,6 +62,29 @@ func (c *common) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.MachineIDFile, "machine-id-file", "", "machine-id `file` (default /etc/machine-id, then /var/lib/dbus/machine-id)")
 	fs.StringVar(&c.cfg.Kernel, "kernel", "", "kernel `release` to ask patches for (default: uname -r)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "`level` of the JSON log on stderr")
+	fs.DurationVar(&c.timeout, "timeout", DefaultTimeout, "overall `deadline` of the command, on top of --dial-timeout")
+}
+
+// run runs a command's work under --timeout and adds the client's hints to
+// its error.
+func (c *common) run(ctx context.Context, f func(context.Context) error) error {
+	if c.timeout <= 0 {
+		return cli.Usagef("--timeout must be positive")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := f(ctx)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("gave up after --timeout %v: %w", c.timeout, err)
+	}
+	return client.Hint(err)
+}
+
+// isTerminal reports whether f is a character device (a terminal): progress
+// is shown only there.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (c *common) client() (*client.Client, error) {
@@ -89,17 +117,19 @@ func enable(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st *client.State
-	if *contract {
-		st, err = cl.EnableWithContract(ctx, pos[0])
-	} else {
-		st, err = cl.Enable(ctx, pos[0])
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Printf("enabled: machine %s, tier %s, server %s\n", st.Machine, st.Tier, st.Server)
-	return nil
+	return c.run(ctx, func(ctx context.Context) error {
+		var st *client.State
+		if *contract {
+			st, err = cl.EnableWithContract(ctx, pos[0])
+		} else {
+			st, err = cl.Enable(ctx, pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("enabled: machine %s, tier %s, server %s\n", client.Safe(st.Machine), client.Safe(st.Tier), st.Server)
+		return nil
+	})
 }
 
 func status(ctx context.Context, args []string) error {
@@ -117,16 +147,16 @@ func status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("server: %s\nmachine: %s\ntier: %s\nregistered: %s\n", st.Server, st.Machine, st.Tier, st.Registered.Format(time.RFC3339))
+	fmt.Printf("server: %s\nmachine: %s\ntier: %s\nregistered: %s\n", st.Server, client.Safe(st.Machine), client.Safe(st.Tier), st.Registered.Format(time.RFC3339))
 	if !st.LastCheck.IsZero() {
 		fmt.Printf("last check: %s\n", st.LastCheck.Format(time.RFC3339))
 	}
 	if st.Patch != nil {
-		fmt.Printf("patch: %s version %s (sha256 %s, signed by %s) placed at %s, not loaded\n", st.Patch.Filename, st.Patch.Version, st.Patch.SHA256, st.Patch.Signer, st.Patch.Module)
+		fmt.Printf("patch: %s version %s (sha256 %s, signed by %s) placed at %s, not loaded\n", client.Safe(st.Patch.Filename), client.Safe(st.Patch.Version), st.Patch.SHA256, client.Safe(st.Patch.Signer), st.Patch.Module)
 	} else {
 		fmt.Printf("patch: none\n")
 	}
-	if err := cl.CheckToken(ctx); err != nil {
+	if err := c.run(ctx, cl.CheckToken); err != nil {
 		fmt.Printf("machine token: NOT accepted (%v)\n", err)
 		return err
 	}
@@ -139,23 +169,33 @@ func refresh(ctx context.Context, args []string) error {
 	fs := cli.NewFlagSet("client refresh", "[flags]", "Lists the patches for this kernel, downloads the newest, checks its SHA-256 and then\nits module signature against --signing-cert, and places the verified module in\n--state-dir/patches. Nothing is loaded into the kernel.")
 	c.flags(fs)
 	fs.Var(&c.signingCerts, "signing-cert", "pinned certificate `file` (PEM) patches must be signed by; repeatable")
+	fs.BoolVar(&c.cfg.AllowRollback, "allow-rollback", false, "accept a patch not newer than the applied one (logged as a security event)")
+	fs.BoolVar(&c.cfg.RequireCatalogue, "require-catalogue", false, "install only patches listed in the publisher's signed catalogue, refusing an expired or older one")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
+	}
+	if isTerminal(os.Stdout) {
+		c.cfg.Progress = os.Stdout
 	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	p, err := cl.Refresh(ctx)
-	if err != nil {
-		return err
-	}
-	if p == nil {
-		fmt.Println("nothing to apply for this kernel")
+	return c.run(ctx, func(ctx context.Context) error {
+		p, err := cl.Refresh(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case p == nil:
+			fmt.Println("nothing to apply for this kernel")
+		case p.Unchanged:
+			fmt.Printf("up to date: %s version %s (sha256 %s) already placed at %s\n", client.Safe(p.Filename), client.Safe(p.Version), p.SHA256, p.Module)
+		default:
+			fmt.Printf("verified %s version %s: sha256 %s, signed by %s\nplaced at %s (not loaded)\n", client.Safe(p.Filename), client.Safe(p.Version), p.SHA256, client.Safe(p.Signer), p.Module)
+		}
 		return nil
-	}
-	fmt.Printf("verified %s version %s: sha256 %s, signed by %s\nplaced at %s (not loaded)\n", p.Filename, p.Version, p.SHA256, p.Signer, p.Module)
-	return nil
+	})
 }
 
 func sendReport(ctx context.Context, args []string) error {
@@ -170,8 +210,8 @@ func sendReport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := cl.Report(ctx)
-	if err != nil {
+	var r *report.Report
+	if err := c.run(ctx, func(ctx context.Context) (err error) { r, err = cl.Report(ctx); return err }); err != nil {
 		return err
 	}
 	fmt.Printf("report sent: machine_id %s, patch_state %s\n", r.MachineID, r.PatchState)

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,16 +29,16 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/contracts"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
+	"github.com/lpsec/lpsec/internal/kmodtest"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/patchverify"
 	"github.com/lpsec/lpsec/tlsconfig"
 )
 
-// demoModule is a tiny unsigned ELF kernel module (modinfo(8) reads it);
-// the demo signs it as a vendor would.
-//
-//go:embed module/livepatch_demo.ko
-var demoModule []byte
+// demoModule is a tiny unsigned ELF kernel module (modinfo(8) reads it)
+// whose .modinfo names the demo kernel and the patch version, as the
+// metadata must; the demo signs it as a vendor would.
+func demoModule(version int) []byte { return kmodtest.Livepatch(kernelRelease, flavour, version) }
 
 const (
 	kernelRelease = "6.1.0-18"
@@ -155,7 +154,7 @@ func (d *demo) newClient(name, url string, tlsOnly bool) (*client.Client, error)
 }
 
 func (d *demo) signedPatch(signer *pki.Pair, version int) ([]byte, error) {
-	signed, err := patchverify.SignModule(demoModule, signer.Key, signer.Cert)
+	signed, err := patchverify.SignModule(demoModule(version), signer.Key, signer.Cert)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +164,7 @@ func (d *demo) signedPatch(signer *pki.Pair, version int) ([]byte, error) {
 func (d *demo) buildPatch(signedModule []byte, version int) ([]byte, error) {
 	var buf bytes.Buffer
 	meta := patchverify.Metadata{Kernel: kernelRelease, Flavour: flavour, Version: version, Architecture: "x86_64",
-		Module: fmt.Sprintf("livepatch_%s_%d.ko", strings.NewReplacer(".", "_", "-", "_").Replace(kernelRelease), version)}
+		Module: kmodtest.LivepatchName(kernelRelease, version) + ".ko"}
 	err := patchverify.BuildPatch(&buf, meta, signedModule)
 	return buf.Bytes(), err
 }
@@ -344,7 +343,13 @@ func (d *demo) story(ctx context.Context) {
 		if err := os.WriteFile(file, bad, 0o600); err != nil {
 			return err
 		}
-		_, err = c1.Refresh(ctx)
+		// A machine that has not placed this patch yet (client 1 would not
+		// download the same SHA-256 again).
+		cm, err := d.cloneClient(c1, "client-1", d.a.URL, true)
+		if err != nil {
+			return err
+		}
+		_, err = cm.Refresh(ctx)
 		return err
 	}, patchverify.ErrChecksumMismatch, nil)
 
@@ -375,6 +380,25 @@ func (d *demo) story(ctx context.Context) {
 		_, err = cm.Refresh(ctx)
 		return err
 	}, patchverify.ErrBadSignature, nil)
+	st.refused("a validly signed patch for another kernel is refused (.modinfo)", func() error {
+		signed, err := patchverify.SignModule(kmodtest.Livepatch("5.4.0", "generic", 99), d.vendor.Key, d.vendor.Cert)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		meta := patchverify.Metadata{Kernel: "5.4.0", Flavour: "generic", Version: 99, Architecture: "x86_64", Module: kmodtest.LivepatchName("5.4.0", 99) + ".ko"}
+		if err := patchverify.BuildPatch(&buf, meta, signed); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		fake.serve(buf.Bytes(), api.Patch{Filename: "livepatch-5.4.0-generic-99-x86_64.tar.gz", SHA256: hex.EncodeToString(sum[:]), URL: fake.url + "/evil/other-kernel.tar.gz", Version: "99", Kernel: machineKernel})
+		cm, err := d.cloneClient(c1, "client-1", fake.url, true)
+		if err != nil {
+			return err
+		}
+		_, err = cm.Refresh(ctx)
+		return err
+	}, patchverify.ErrWrongKernel, nil)
 	st.refused("an http:// patch URL is refused under --tls-patch-download", func() error {
 		fake.serve(good, api.Patch{Filename: uploaded.Filename, SHA256: uploaded.SHA256, URL: fake.plainURL + "/plain/" + uploaded.Filename, Version: "1", Kernel: machineKernel})
 		cm, err := d.cloneClient(c1, "client-1", fake.url, true)
@@ -574,6 +598,7 @@ func (d *demo) cloneClient(_ *client.Client, name, url string, tlsOnly bool) (*c
 		return nil, err
 	}
 	s.Server = url
+	s.Patch = nil // a new machine: nothing placed, so every refresh downloads
 	dst := name + "-mirror"
 	if err := os.MkdirAll(d.path(dst), 0o700); err != nil {
 		return nil, err

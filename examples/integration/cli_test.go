@@ -129,6 +129,19 @@ func TestPatchtool(t *testing.T) {
 	}
 	mustRun(t, nil, "patchtool", "verify", "--cert", f.cert, "--policy", "kernel", sha256ko)
 
+	// package refuses metadata that disagrees with the signed module: the
+	// test module says vermagic 6.1.0 and name lpsec_test.
+	wrong := filepath.Join(dir, "lpsec_test.ko")
+	mustRun(t, nil, "patchtool", "sign", "--key", f.key, "--cert", f.cert, filepath.Join("testdata", "good_module_unsigned.ko"), "-o", wrong)
+	out2 := filepath.Join(dir, "wrong.tar.gz")
+	if r := run(t, nil, "patchtool", "package", "--kernel", "5.4.0", "--flavour", "", "--version", "99", wrong, "-o", out2); r.code == 0 || !strings.Contains(r.stderr, `metadata is for kernel "5.4.0", the module's vermagic for "6.1.0"`) {
+		t.Errorf("package with the wrong kernel: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Errorf("package left %s behind: %v", out2, err)
+	}
+	mustRun(t, nil, "patchtool", "package", "--kernel", "6.1.0", "--flavour", "", "--version", "99", wrong, "-o", out2)
+
 	sum := strings.Fields(mustRun(t, nil, "patchtool", "checksum", f.tarball))[0]
 	if len(sum) != 64 {
 		t.Fatalf("checksum: %q", sum)

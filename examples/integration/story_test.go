@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -15,7 +17,10 @@ import (
 	"github.com/lpsec/lpsec/auth"
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
+	"github.com/lpsec/lpsec/examples/internal/pki"
+	"github.com/lpsec/lpsec/internal/kmodtest"
 	"github.com/lpsec/lpsec/internal/pgtest"
+	"github.com/lpsec/lpsec/patchverify"
 )
 
 const (
@@ -58,11 +63,9 @@ func getFixtures(t *testing.T) *fixtures {
 			return strings.TrimSpace(string(out))
 		}
 		step("patchtool", "keygen", "--key", f.key, "--cert", f.cert)
-		raw, err := os.ReadFile(filepath.Join("testdata", "good_module_unsigned.ko"))
-		if err != nil {
-			fixErr = err.Error()
-			return
-		}
+		// A module whose .modinfo says what the package step's metadata
+		// will: name livepatch_demo, built for the test kernel.
+		raw := kmodtest.Module("license=GPL", "livepatch=Y", "name=livepatch_demo", "vermagic="+machineKernel+" SMP preempt mod_unload ")
 		f.module = filepath.Join(dir, "livepatch_demo.ko")
 		if err := os.WriteFile(f.module, raw, 0o644); err != nil {
 			fixErr = err.Error()
@@ -88,6 +91,7 @@ func getFixtures(t *testing.T) *fixtures {
 			}
 		}
 		if hash == "" {
+			var err error
 			if hash, err = auth.HashPassword(f.password, auth.HashBcrypt(10)); err != nil {
 				fixErr = err.Error()
 				return
@@ -213,6 +217,31 @@ func runStory(t *testing.T, db string) {
 	if up.Filename != filepath.Base(f.tarball) {
 		t.Errorf("server named the patch %q, want %q", up.Filename, filepath.Base(f.tarball))
 	}
+	// One rule for server and client: a tarball every client would fail to
+	// extract (the module good.ko.gz lands on good.ko, a file sits under
+	// good.ko/) is refused at upload, and nothing is listed.
+	var listBefore, listAfter json.RawMessage
+	if err := admin.Do(ctx, http.MethodGet, "/v1/admin/patches", nil, nil, &listBefore); err != nil {
+		t.Fatal(err)
+	}
+	signedMod, err := os.ReadFile(f.module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gzMod bytes.Buffer
+	zw := gzip.NewWriter(&gzMod)
+	zw.Write(signedMod)
+	zw.Close()
+	ambiguous := tarGz(t, tarEntry{"metadata.json", []byte(`{"kernel":"` + kernel + `","flavour":"` + flavour + `","version":7,"module":"livepatch_demo.ko"}`)},
+		tarEntry{"livepatch_demo.ko.gz", gzMod.Bytes()}, tarEntry{"livepatch_demo.ko/zz", []byte("x")})
+	var se *client.ServerError
+	if _, err := admin.Upload(ctx, ambiguous); !asServerError(err, &se) || se.Status != http.StatusUnprocessableEntity || !strings.Contains(se.Message, `"livepatch_demo.ko/zz" and the module "livepatch_demo.ko.gz" extract to the same path`) {
+		t.Fatalf("ambiguous upload: %v", err)
+	}
+	if err := admin.Do(ctx, http.MethodGet, "/v1/admin/patches", nil, nil, &listAfter); err != nil || !bytes.Equal(listAfter, listBefore) {
+		t.Fatalf("listing changed after a refused upload: %v\n%s\n%s", err, listBefore, listAfter)
+	}
+
 	out = mustRun(t, nil, "client", d.clientArgs("refresh", "client-1", d.a.URL, "--signing-cert", f.cert, "--tls-patch-download")...)
 	if !strings.Contains(out, "verified "+up.Filename) {
 		t.Fatalf("refresh: %q", out)
@@ -229,6 +258,40 @@ func runStory(t *testing.T, db string) {
 	if got, err := os.ReadFile(placed); err != nil || string(got) != string(want) {
 		t.Fatalf("placed module %q differs from the signed module (%v)", placed, err)
 	}
+	// The publisher's signed catalogue: stored by the server as uploaded,
+	// never replaced by an older one, required by the client.
+	signKey, err := pki.ReadKey(f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signCerts, err := pki.ReadCerts(f.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogue := func(version int64) []byte {
+		b, err := patchverify.SignCatalogue(patchverify.Catalogue{Version: version, Expires: time.Now().Add(time.Hour),
+			Patches: []patchverify.CatalogueEntry{{Filename: up.Filename, SHA256: up.SHA256, Kernel: machineKernel, Version: 1}}}, signKey, signCerts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cat1, cat2 := catalogue(1), catalogue(2)
+	var catResp map[string]any
+	if err := admin.Do(ctx, http.MethodPost, "/v1/admin/catalogue", nil, cat2, &catResp); err != nil || catResp["version"] != float64(2) {
+		t.Fatalf("catalogue upload: %v %v", catResp, err)
+	}
+	if err := admin.Do(ctx, http.MethodPost, "/v1/admin/catalogue", nil, cat1, nil); !asServerError(err, &se) || se.Status != http.StatusUnprocessableEntity || !strings.Contains(se.Message, "older than one already seen") {
+		t.Fatalf("older catalogue upload: %v", err)
+	}
+	if got, err := admin.Get(ctx, "/v1/catalogue"); err != nil || !bytes.Equal(got, cat2) {
+		t.Fatalf("served catalogue differs from the uploaded one: %v", err)
+	}
+	out = mustRun(t, nil, "client", d.clientArgs("refresh", "client-1", d.a.URL, "--signing-cert", f.cert, "--require-catalogue")...)
+	if !strings.Contains(out, "up to date") {
+		t.Fatalf("refresh --require-catalogue: %q", out)
+	}
+
 	// A client pinning another certificate refuses the same patch.
 	other := filepath.Join(d.dir, "other-cert.pem")
 	mustRun(t, nil, "patchtool", "keygen", "--bits", "3072", "--key", filepath.Join(d.dir, "other-key.pem"), "--cert", other)
@@ -274,6 +337,11 @@ func runStory(t *testing.T, db string) {
 	}
 	if _, err := dadmin.Get(ctx, "/v1/patches/"+up.Filename); err != nil {
 		t.Fatalf("downstream does not serve the synced patch: %v", err)
+	}
+	// The catalogue is relayed byte for byte: clients check the publisher's
+	// signature, not the relay's.
+	if got, err := dadmin.Get(ctx, "/v1/catalogue"); err != nil || !bytes.Equal(got, cat2) {
+		t.Fatalf("downstream catalogue differs from upstream's: %v", err)
 	}
 	if err := admin.Revoke(ctx, "sync-tokens", sync.ID); err != nil {
 		t.Fatal(err)

@@ -27,14 +27,32 @@ func readBounded(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// One allocation sized from the file, not io.ReadAll's doubling: a
+	// 64 MiB module costs 64 MiB, not 168.
+	size := int64(512)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if fi.Size() > limit {
+			return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+		}
+		size = fi.Size() + 1
 	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // only when the file grew
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return data, nil
 }
 
 // writeAtomic writes data to name through a temp file and a rename, so a
@@ -151,7 +169,7 @@ func sign(_ context.Context, args []string) error {
 	if _, err := patchverify.ParseModuleSignature(module); err == nil {
 		return fmt.Errorf("%s is already signed", pos[0])
 	}
-	opts := []patchverify.SignOption{patchverify.SignWithHash(h)}
+	opts := []patchverify.Option{patchverify.SignWithHash(h)}
 	if *keyID {
 		opts = append(opts, patchverify.SignWithKeyID())
 	}

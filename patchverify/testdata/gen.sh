@@ -7,6 +7,10 @@
 #   good_module_unsigned.ko   tiny ELF with a .modinfo section (gcc -c module.c), so modinfo reads it
 #   good_signfile_*.ko        the kernel's scripts/sign-file, with and without -k
 #   fail_*.ko                 openssl cms output a kernel refuses or lpsec must refuse, with the trailer appended
+#   good_livepatch_unsigned.ko  internal/kmodtest.Livepatch("6.1.0-18", "generic", 3): a module whose
+#                             .modinfo agrees with the metadata of good_patch_gnutar.tar.bz2
+#   fail_metadata_kernel_mismatch.tar.bz2  the same tarball around good_module_unsigned.ko, whose
+#                             vermagic (6.1.0) and name disagree with its metadata
 set -euo pipefail
 cd "$(dirname "$0")"
 SF=${SIGN_FILE:-/usr/lib/linux-kbuild-6.1/scripts/sign-file}
@@ -51,6 +55,8 @@ tmp=$(mktemp -d)
 mkdir "$tmp/livepatch-6.1.0-18-generic-3-x86_64"
 printf '{"kernel":"6.1.0-18","flavour":"generic","version":3,"architecture":"x86_64","module":"livepatch_6_1_0_18_3.ko"}\n' > "$tmp/livepatch-6.1.0-18-generic-3-x86_64/metadata.json"
 cp good_signfile_rsa4096_sha512.ko "$tmp/livepatch-6.1.0-18-generic-3-x86_64/livepatch_6_1_0_18_3.ko"
+tar --format=ustar --owner=0 --group=0 --mtime=@0 --sort=name -C "$tmp" -cf - livepatch-6.1.0-18-generic-3-x86_64 | bzip2 -9 > fail_metadata_kernel_mismatch.tar.bz2
+"$SF" sha512 vendor_rsa4096.key vendor_rsa4096.crt good_livepatch_unsigned.ko "$tmp/livepatch-6.1.0-18-generic-3-x86_64/livepatch_6_1_0_18_3.ko"
 tar --format=ustar --owner=0 --group=0 --mtime=@0 --sort=name -C "$tmp" -cf - livepatch-6.1.0-18-generic-3-x86_64 | bzip2 -9 > good_patch_gnutar.tar.bz2
 rm -rf "$tmp"
 python3 - <<'PY' | bzip2 -9 > fail_bomb_1g.tar.bz2

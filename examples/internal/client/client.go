@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,17 +49,32 @@ type Config struct {
 	ReportKey        string
 	ContractsURL     string
 	Logger           *slog.Logger
+	// Progress, when set, receives a progress line (bytes, rate, ETA) for
+	// downloads that take longer than a second: give it a terminal only.
+	Progress io.Writer
+	// AllowRollback installs a patch whose version is not newer than the
+	// applied one (an operator's override, logged as a security event).
+	AllowRollback bool
+	// RequireCatalogue makes refresh fetch the publisher's signed catalogue
+	// from the server, refuse it when expired or older than the last one
+	// seen, and install only a patch it lists.
+	RequireCatalogue bool
 }
 
 // State is what the client keeps in --state-dir/state.json (0600).
 type State struct {
-	Server       string    `json:"server"`
+	Server  string `json:"server"`
+	CACerts string `json:"ca_certs,omitempty"` // --ca-certs given to enable, absolute
+
 	Machine      string    `json:"machine"`
 	Tier         string    `json:"tier"`
 	MachineToken string    `json:"machine_token"`
 	Registered   time.Time `json:"registered"`
 	LastCheck    time.Time `json:"last_check,omitzero"`
-	Patch        *Placed   `json:"patch,omitempty"`
+	// CatalogueVersion is the version of the last signed catalogue
+	// accepted: an older one is refused.
+	CatalogueVersion int64   `json:"catalogue_version,omitempty"`
+	Patch            *Placed `json:"patch,omitempty"`
 }
 
 // Placed is a verified patch placed in the state directory.
@@ -69,6 +85,9 @@ type Placed struct {
 	Kernel   string `json:"kernel"`
 	Module   string `json:"module"` // path of the verified module
 	Signer   string `json:"signer"`
+	// Unchanged is set by Refresh when the offered patch is the one
+	// already placed (same SHA-256): nothing was downloaded.
+	Unchanged bool `json:"-"`
 }
 
 // ServerError is an error answer from the server.
@@ -78,11 +97,13 @@ type ServerError struct {
 	Message string
 }
 
+// Error escapes what the server wrote, so that it cannot reach a terminal
+// as escape sequences or reordered text.
 func (e *ServerError) Error() string {
 	if e.Message == "" {
-		return fmt.Sprintf("server answered %d %s", e.Status, e.Code)
+		return fmt.Sprintf("server answered %d %s", e.Status, Safe(e.Code))
 	}
-	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, Safe(e.Code), Safe(e.Message))
 }
 
 // ErrNotEnabled means the machine has not been registered yet.
@@ -125,6 +146,16 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("--remote-server must be https: %w", err)
 		}
 		c.server = u
+	}
+	if cfg.CACerts == "" {
+		// enable remembers --ca-certs; an unreadable state is reported by
+		// the command that needs it.
+		if st, err := c.LoadState(); err == nil && st.CACerts != "" {
+			cfg.CACerts = st.CACerts
+			c.cfg.CACerts = st.CACerts
+		}
+	} else if abs, err := filepath.Abs(cfg.CACerts); err == nil {
+		c.cfg.CACerts = abs
 	}
 	srcs := []tlsconfig.PoolSource{tlsconfig.SystemRoots()}
 	if cfg.CACerts != "" {
@@ -261,7 +292,7 @@ func (c *Client) Enable(ctx context.Context, registrationToken string) (*State, 
 }
 
 func (c *Client) enabled(resp api.RegisterResponse) (*State, error) {
-	st := &State{Server: c.server.String(), Machine: resp.Machine, Tier: resp.Tier, MachineToken: resp.MachineToken, Registered: time.Now().UTC()}
+	st := &State{Server: c.server.String(), CACerts: c.cfg.CACerts, Machine: resp.Machine, Tier: resp.Tier, MachineToken: resp.MachineToken, Registered: time.Now().UTC()}
 	if err := c.saveState(st); err != nil {
 		return nil, err
 	}
@@ -344,6 +375,13 @@ func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
 		return nil, err
 	}
 	st.LastCheck = time.Now().UTC()
+	var cat *patchverify.Catalogue
+	if c.cfg.RequireCatalogue {
+		if cat, err = c.catalogue(ctx, v, st); err != nil {
+			return nil, err
+		}
+		st.CatalogueVersion = cat.Version
+	}
 	if len(list) == 0 {
 		return nil, c.saveState(st)
 	}
@@ -353,7 +391,25 @@ func (c *Client) Refresh(ctx context.Context) (*Placed, error) {
 			best = p
 		}
 	}
-	placed, err := c.Install(ctx, v, best)
+	if cat != nil {
+		if _, ok := cat.Lookup(best.SHA256); !ok {
+			return nil, fmt.Errorf("%s: %w: %s is not in catalogue version %d", Safe(best.Filename), patchverify.ErrNotInCatalogue, best.SHA256, cat.Version)
+		}
+	}
+	if st.Patch != nil && strings.EqualFold(st.Patch.SHA256, best.SHA256) {
+		// Already placed: nothing to download. The placed module is checked
+		// again against today's pinned certificates, which may have changed.
+		if mod, err := readBounded(st.Patch.Module, patchverify.DefaultMaxFileSize); err == nil {
+			if _, err := v.VerifyModule(mod); err != nil {
+				return nil, fmt.Errorf("placed module %s: %w", st.Patch.Module, err)
+			}
+			c.log.Info("patch already placed", "event", "patch_unchanged", "sha256", st.Patch.SHA256)
+			p := *st.Patch
+			p.Unchanged = true
+			return &p, c.saveState(st)
+		}
+	}
+	placed, err := c.install(ctx, v, best, cat)
 	if err != nil {
 		return nil, err
 	}
@@ -370,28 +426,60 @@ func versionLess(a, b string) bool {
 
 // Install downloads one listed patch and verifies it: the URL must be
 // https under --tls-patch-download (refused before any connection), the
-// SHA-256 must match, then the module signature must verify against the
-// pinned certificates. Only then is anything written.
+// SHA-256 must match, the module signature must verify against the pinned
+// certificates, the metadata must agree with the signed module, the module
+// must say livepatch=Y, the patch must be for this kernel and newer than
+// the applied one
+// (state-dir/applied.json). Only then is anything written, and the applied
+// state is recorded last.
 func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Patch) (*Placed, error) {
+	return c.install(ctx, v, p, nil)
+}
+
+func (c *Client) install(ctx context.Context, v *patchverify.Verifier, p api.Patch, cat *patchverify.Catalogue) (*Placed, error) {
+	name := Safe(p.Filename)
 	u, err := url.Parse(p.URL)
 	if err != nil {
 		return nil, fmt.Errorf("patch URL: %w", err)
 	}
-	var opts []patchverify.PatchOption
+	kernel, err := c.Kernel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.cfg.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	applied, err := patchverify.OpenFileState(filepath.Join(c.cfg.StateDir, "applied.json"))
+	if err != nil {
+		return nil, err
+	}
+	var dlOpts []patchverify.Option
 	if c.cfg.TLSPatchDownload {
 		if err := tlsconfig.RequireTLS(u); err != nil {
 			return nil, fmt.Errorf("refusing patch download (--tls-patch-download): %w", err)
 		}
-		opts = append(opts, patchverify.WithRequireHTTPS())
+		dlOpts = append(dlOpts, patchverify.WithRequireHTTPS())
 	}
-	f, err := patchverify.Download(ctx, c.dl, u.String(), p.SHA256, opts...)
+	dl := c.dl
+	if c.cfg.Progress != nil {
+		dl = withProgress(dl, c.cfg.Progress, name)
+	}
+	f, err := patchverify.Download(ctx, dl, u.String(), p.SHA256, dlOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("downloading %s: %w", p.Filename, err)
+		return nil, fmt.Errorf("downloading %s: %w", name, err)
 	}
 	defer f.Close()
-	patch, err := patchverify.VerifyPatch(ctx, f, p.SHA256, v)
+	// A live-patch client installs live patches only (livepatch=Y).
+	opts := []patchverify.Option{patchverify.WithRequireLivepatch(), patchverify.WithKernelRelease(kernel), patchverify.WithAppliedState(applied)}
+	if c.cfg.AllowRollback {
+		opts = append(opts, patchverify.WithAllowRollback())
+	}
+	if cat != nil {
+		opts = append(opts, patchverify.WithCatalogue(cat))
+	}
+	patch, err := patchverify.VerifyPatch(ctx, f, p.SHA256, v, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("verifying %s: %w", p.Filename, err)
+		return nil, fmt.Errorf("verifying %s: %w", name, err)
 	}
 	// Named by the verified hash, so a new version never mixes with an old one.
 	dir := filepath.Join(c.cfg.StateDir, "patches", patch.SHA256[:16])
@@ -404,12 +492,15 @@ func (c *Client) Install(ctx context.Context, v *patchverify.Verifier, p api.Pat
 	if err := patch.Extract(dir); err != nil {
 		return nil, err
 	}
+	if err := patch.RecordApplied(ctx); err != nil {
+		return nil, err
+	}
 	signer := patch.Signer.Signature.SignerName()
 	if cn := patch.Signer.Certificate.Subject.CommonName; cn != "" {
 		signer = cn
 	}
 	c.log.Info("patch verified and placed", "event", "patch_placed", "filename", p.Filename, "sha256", p.SHA256)
-	return &Placed{Filename: p.Filename, SHA256: patch.SHA256, Version: p.Version, Kernel: p.Kernel,
+	return &Placed{Filename: p.Filename, SHA256: patch.SHA256, Version: strconv.Itoa(patch.Metadata.Version), Kernel: patch.Info.Release(),
 		Module: filepath.Join(dir, patch.ModuleName), Signer: signer}, nil
 }
 
@@ -455,4 +546,56 @@ func (c *Client) Report(ctx context.Context) (*report.Report, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	return data, nil
+}
+
+// catalogue fetches the server's copy of the publisher's signed catalogue
+// and verifies it: pinned signer, not expired, not older than the last one
+// this client accepted.
+func (c *Client) catalogue(ctx context.Context, v *patchverify.Verifier, st *State) (*patchverify.Catalogue, error) {
+	base, err := c.serverURL(st)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("/v1/catalogue").String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.api.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, patchverify.MaxCatalogueSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("signed catalogue (--require-catalogue): %w", decodeError(resp.StatusCode, data))
+	}
+	var opts []patchverify.Option
+	if st.CatalogueVersion > 0 {
+		opts = append(opts, patchverify.WithMinCatalogueVersion(st.CatalogueVersion))
+	}
+	cat, err := patchverify.VerifyCatalogue(data, v, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("signed catalogue: %w", err)
+	}
+	return cat, nil
 }

@@ -45,6 +45,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/client/{machine}/patches", s.machineOnly(s.clientPatches))
 	mux.HandleFunc("POST /v1/client/{machine}/report", s.machineOnly(s.report))
 	mux.HandleFunc("GET /v1/patches/{filename}", s.download)
+	mux.HandleFunc("GET /v1/catalogue", s.serveCatalogue)
+	mux.Handle("POST /v1/admin/catalogue", s.mac.require(api.OpPatchesUpload, s.uploadCatalogue))
 
 	// Downstream servers.
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))

@@ -114,7 +114,7 @@ func (s *Server) SyncOnce(ctx context.Context) (api.SyncResponse, error) {
 		s.log.Info("patch synced", "event", "sync_patch_fetched", "filename", p.Filename, "sha256", p.SHA256)
 		res.Fetched++
 	}
-	return res, nil
+	return res, s.syncCatalogue(ctx)
 }
 
 func (s *Server) fetch(ctx context.Context, p api.Patch) error {
