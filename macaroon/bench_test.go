@@ -112,3 +112,53 @@ func BenchmarkDischarge(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerifySession: what sessions that end cost a login
+// verification. baseline is the same Service without WithRevocations and
+// WithCheckUser; sessions adds a memory store holding 10,000 revoked ids
+// (and one user cut-off) and a map-lookup user check.
+func BenchmarkVerifySession(b *testing.B) {
+	f := newFixture(b)
+	mss := []Slice{{f.login(b, "alice", opAdminRead).M()}}
+	b.Run("baseline", func(b *testing.B) {
+		ctx := context.Background()
+		for b.Loop() {
+			if _, err := f.svc.Verify(ctx, mss, opAdminRead); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sessions", func(b *testing.B) {
+		store, err := NewMemoryRevocationStore(WithClock(f.clock.Now))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		exp := f.clock.Now().Add(time.Hour)
+		for i := range 10000 {
+			id := macaroonID([]byte{byte(i), byte(i >> 8), 'x'})
+			if err := store.Revoke(ctx, Revocation{ID: id, Expires: exp}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := store.Revoke(ctx, Revocation{User: "bob", Before: f.clock.Now(), Expires: exp}); err != nil {
+			b.Fatal(err)
+		}
+		admins := map[string]bool{"alice": true}
+		svc, err := NewService("https://lpsec.example", f.svc.key, f.store, WithClock(f.clock.Now), WithRevocations(store),
+			WithCheckUser(func(_ context.Context, u string) error {
+				if !admins[u] {
+					return io.EOF
+				}
+				return nil
+			}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := svc.Verify(ctx, mss, opAdminRead); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

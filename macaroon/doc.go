@@ -1,7 +1,8 @@
 // Package macaroon mints and verifies the macaroons of a live-patch
-// service: login macaroons that authenticate an admin for up to 240 hours,
-// and resource macaroons that a client machine may only use together with a
-// discharge from an external entitlement ("contracts") service.
+// service: login macaroons that authenticate an admin for up to 240 hours
+// (8 by default) unless logged out or revoked, and resource macaroons that a
+// client machine may only use together with a discharge from an external
+// entitlement ("contracts") service.
 //
 // Most servers want NewService, then Service.MintLogin after a successful
 // Basic Auth login and Service.VerifyRequest on every later request, with
@@ -47,8 +48,31 @@
 //   - Security events are log/slog records with a stable "event" attribute:
 //     macaroon_minted, macaroon_verify_failed (with "reason": missing,
 //     malformed, expired, denied, discharge_required, unknown_root_key,
-//     unavailable), discharge_granted and discharge_refused. They never carry
+//     revoked, user_refused, unavailable), macaroon_revoked (with "scope":
+//     logout, id, user or all), discharge_granted and discharge_refused. They never carry
 //     a macaroon, a signature or a key.
+//
+// # Sessions that end
+//
+// A login macaroon is a bearer credential valid until its time-before
+// caveat (DefaultTTL, 8 hours, unless the caller asks for more, never more
+// than MaxTTL, 240 hours). Two options end it sooner, both checked on every
+// verification of a login macaroon, after its signature:
+//
+//   - WithRevocations and a RevocationStore: Service.Logout revokes the
+//     macaroon a request was verified with (and its attenuations, which
+//     share its id), RevokeID one by its Grant.ID, RevokeUser every login
+//     of a user issued before a time, RevokeAll everyone's. MintLogin
+//     writes the issue time as the second caveat ("issued-at"), a position
+//     a holder cannot write (older login macaroons have their time-before
+//     there). NewMemoryRevocationStore refuses at once on
+//     its one instance; macaroonpg.NewRevocationStore on every instance
+//     sharing the database within WithCacheTTL (DefaultRevocationCacheTTL,
+//     5 seconds), or at once with WithoutRevocationCache. Refused with
+//     ErrRevoked.
+//   - WithCheckUser: a callback that says whether the user may still act
+//     (still in the admin list, SSO account enabled); refused with
+//     ErrUserRefused.
 //
 // # Keys
 //

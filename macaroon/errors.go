@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// Errors returned by Verify and VerifyRequest. Every failure matches exactly
+// Errors returned by Verify and VerifyRequest (with ErrRevoked and
+// ErrUserRefused, for sessions that end). Every failure matches exactly
 // one of them with errors.Is (a *DischargeRequiredError whose discharge has
 // expired also matches ErrExpired).
 var (
@@ -89,6 +90,10 @@ func reason(err error) string {
 		return "discharge_required"
 	case errors.Is(err, ErrExpired):
 		return "expired"
+	case errors.Is(err, ErrRevoked):
+		return "revoked"
+	case errors.Is(err, ErrUserRefused):
+		return "user_refused"
 	case errors.Is(err, ErrDenied):
 		return "denied"
 	case errors.Is(err, ErrUnknownRootKey):
@@ -110,6 +115,8 @@ func rank(err error) int {
 	case errors.Is(err, ErrDischargeRequired):
 		return 6
 	case errors.Is(err, ErrExpired):
+		return 5
+	case errors.Is(err, ErrRevoked), errors.Is(err, ErrUserRefused):
 		return 5
 	case errors.Is(err, ErrDenied):
 		return 4

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -170,5 +171,43 @@ print(b.crypto_sign_ed25519_sk_to_curve25519(sk).hex(), b.crypto_sign_ed25519_pk
 	want := hex.EncodeToString(k.Private.Key[:]) + " " + hex.EncodeToString(k.Public.Key[:])
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Fatalf("libsodium %s, lpsec %s", got, want)
+	}
+}
+
+// The Python bakery narrows an lpsec login macaroon with its standard
+// allow_caveat and deny_caveat: lpsec grants what is left and refuses the
+// rest, so holders can attenuate with any bakery client.
+func TestInteropPythonAttenuates(t *testing.T) {
+	py := python(t)
+	f := newFixture(t)
+	m := f.login(t, "alice", opAdminRead, opAdminWrite)
+	for _, c := range []struct {
+		name        string
+		allow, deny []string
+		read, write bool
+	}{
+		{"allow read", []string{"read"}, nil, true, false},
+		{"deny read", nil, []string{"read"}, false, true},
+		{"allow both deny write", []string{"read", "write"}, []string{"write"}, true, false},
+	} {
+		in := map[string]any{"macaroon": m, "deny": c.deny}
+		if c.allow != nil {
+			in["allow"] = c.allow
+		}
+		hdr := runPython(t, py, "interop_attenuate.py", in)
+		for _, op := range []struct {
+			op   bakery.Op
+			want bool
+		}{{opAdminRead, c.read}, {opAdminWrite, c.write}} {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Macaroons", hdr)
+			g, err := f.svc.VerifyRequest(context.Background(), r, op.op)
+			if op.want && (err != nil || g.User != "alice") {
+				t.Errorf("%s: %s: %v, want granted to alice", c.name, op.op.Action, err)
+			}
+			if !op.want && !errors.Is(err, ErrDenied) {
+				t.Errorf("%s: %s: %v, want ErrDenied", c.name, op.op.Action, err)
+			}
+		}
 	}
 }

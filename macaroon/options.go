@@ -1,6 +1,7 @@
 package macaroon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,8 @@ import (
 )
 
 // An Option configures NewService, NewDischarger, NewDischargeClient,
-// NewMemoryRootKeyStore or macaroonpg.NewRootKeyStore. Each option's
+// NewMemoryRootKeyStore, macaroonpg.NewRootKeyStore,
+// NewMemoryRevocationStore or macaroonpg.NewRevocationStore. Each option's
 // documentation says which constructors accept it; giving an option to a
 // constructor it does not apply to, a nil value or a non-positive duration
 // makes the constructor fail with an error wrapping ErrInvalidOption that
@@ -30,10 +32,16 @@ var ErrInvalidOption = core.ErrInvalidOption
 // Defaults of the options (internal/core applies them; a test keeps the two
 // in step).
 const (
-	// DefaultTTL is the lifetime of a macaroon minted with ttl 0 (WithDefaultTTL).
-	DefaultTTL = 24 * time.Hour
+	// DefaultTTL is the lifetime of a macaroon minted with ttl 0
+	// (WithDefaultTTL): one working day. A login macaroon is a bearer
+	// credential; a holder logs in again cheaply, so a stolen one should
+	// not outlive the day it was taken. Revocation (WithRevocations) ends
+	// sessions earlier, but only those someone knows to end.
+	DefaultTTL = 8 * time.Hour
 	// DefaultMaxTTL caps every macaroon lifetime, and is how long root-key
-	// stores keep a key after its last use for minting (WithMaxTTL).
+	// stores keep a key after its last use for minting (WithMaxTTL). It is
+	// the 240 hours the live-patch protocol's clients allow; DefaultTTL is
+	// shorter.
 	DefaultMaxTTL = 240 * time.Hour
 	// DefaultDischargeTTL is the lifetime of a discharge (WithDischargeTTL).
 	DefaultDischargeTTL = 10 * time.Minute
@@ -43,6 +51,10 @@ const (
 	// DefaultRootKeyCacheTTL bounds how long the PostgreSQL store trusts a
 	// key it read without asking again (WithCacheTTL).
 	DefaultRootKeyCacheTTL = 30 * time.Second
+	// DefaultRevocationCacheTTL bounds how long a PostgreSQL revocation
+	// store answers from the revocations it last read (WithCacheTTL): a
+	// revocation made on one instance is refused on every other within it.
+	DefaultRevocationCacheTTL = 5 * time.Second
 )
 
 func positive(d time.Duration) error {
@@ -58,7 +70,7 @@ func positive(d time.Duration) error {
 // nothing). Without it events are discarded; a nil logger is
 // ErrInvalidOption.
 func WithLogger(l *slog.Logger) Option {
-	return core.NewOption("WithLogger", core.ForService|core.ForDischarger|core.ForRootKeys, func(s *core.Settings) error {
+	return core.NewOption("WithLogger", core.ForService|core.ForDischarger|core.ForStores, func(s *core.Settings) error {
 		if l == nil {
 			return errors.New("nil logger")
 		}
@@ -67,12 +79,12 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithClock replaces time.Now. NewService, NewDischarger and the root-key
-// stores accept it. Instances sharing a database should have synchronised
+// WithClock replaces time.Now. NewService, NewDischarger, the root-key
+// stores and the revocation stores accept it. Instances sharing a database should have synchronised
 // clocks: skew shifts rotation and expiry by the same amount. A nil clock
 // is ErrInvalidOption.
 func WithClock(now func() time.Time) Option {
-	return core.NewOption("WithClock", core.ForService|core.ForDischarger|core.ForRootKeys, func(s *core.Settings) error {
+	return core.NewOption("WithClock", core.ForService|core.ForDischarger|core.ForStores, func(s *core.Settings) error {
 		if now == nil {
 			return errors.New("nil clock")
 		}
@@ -161,16 +173,62 @@ func WithRotationPeriod(d time.Duration) Option {
 	})
 }
 
-// WithCacheTTL sets how long a PostgreSQL root-key store trusts a key it
-// read from the database without asking again (default
-// DefaultRootKeyCacheTTL): the bound on how long a revoked key may still
-// verify (and mint) on other instances. macaroonpg.NewRootKeyStore only
-// (revocation is immediate in the memory store); it must be positive. To
-// revoke at once everywhere use WithoutRootKeyCache.
+// WithCacheTTL sets how long a PostgreSQL store answers from what it read
+// from the database without asking again: for macaroonpg.NewRootKeyStore
+// (default DefaultRootKeyCacheTTL) the bound on how long a revoked key may
+// still verify (and mint) on other instances, for
+// macaroonpg.NewRevocationStore (default DefaultRevocationCacheTTL) the
+// bound on how long a revoked login macaroon may still verify on other
+// instances. PostgreSQL stores only (the memory stores are immediate); it
+// must be positive. To revoke at once everywhere use WithoutRootKeyCache
+// or WithoutRevocationCache.
 func WithCacheTTL(d time.Duration) Option {
-	return core.NewOption("WithCacheTTL", core.ForPostgresRootKeys, func(s *core.Settings) error {
+	return core.NewOption("WithCacheTTL", core.ForPostgresRootKeys|core.ForPostgresRevocations, func(s *core.Settings) error {
 		s.CacheTTL = d
 		return positive(d)
+	})
+}
+
+// WithoutRevocationCache makes a PostgreSQL revocation store ask the
+// database on every check, so a revocation is refused at once on every
+// instance, for one indexed query per verified login macaroon.
+// macaroonpg.NewRevocationStore only.
+func WithoutRevocationCache() Option {
+	return core.NewOption("WithoutRevocationCache", core.ForPostgresRevocations, func(s *core.Settings) error {
+		s.CacheTTL = 0
+		return nil
+	})
+}
+
+// WithRevocations makes NewService refuse, with ErrRevoked, every login
+// macaroon that store says was revoked, and enables Service.Logout,
+// RevokeID, RevokeUser and RevokeAll. NewService only; a nil store is
+// ErrInvalidOption.
+func WithRevocations(store RevocationStore) Option {
+	return core.NewOption("WithRevocations", core.ForService, func(s *core.Settings) error {
+		if store == nil {
+			return errors.New("nil RevocationStore")
+		}
+		s.Revocations = store
+		return nil
+	})
+}
+
+// WithCheckUser makes NewService ask check, on every verification of a
+// login macaroon, whether its user may still act: a user removed from the
+// admin list, or whose single-sign-on account was disabled, is then refused
+// at the next request instead of when the macaroon expires. An error from
+// check refuses the request with ErrUserRefused, or with ErrUnavailable
+// when it wraps ErrUnavailable (the user directory could not answer).
+// check runs after the macaroon has verified, never for resource
+// macaroons. NewService only; nil is ErrInvalidOption.
+func WithCheckUser(check func(ctx context.Context, user string) error) Option {
+	return core.NewOption("WithCheckUser", core.ForService, func(s *core.Settings) error {
+		if check == nil {
+			return errors.New("nil check")
+		}
+		s.CheckUser = check
+		return nil
 	})
 }
 

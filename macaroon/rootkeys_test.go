@@ -192,6 +192,7 @@ func TestDefaultsMatchCore(t *testing.T) {
 		{"DefaultDischargeTTL", DefaultDischargeTTL, core.DefaultDischargeTTL},
 		{"DefaultRootKeyRotationPeriod", DefaultRootKeyRotationPeriod, core.DefaultRotationPeriod},
 		{"DefaultRootKeyCacheTTL", DefaultRootKeyCacheTTL, core.DefaultCacheTTL},
+		{"DefaultRevocationCacheTTL", DefaultRevocationCacheTTL, core.DefaultRevocationTTL},
 	} {
 		if c.doc != c.actual {
 			t.Errorf("%s = %v, but %v is applied", c.name, c.doc, c.actual)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,6 +28,15 @@ const (
 	maxOps            = 64
 	// userKey is the declared attribute that carries the identity.
 	userKey = "username"
+	// condIssuedAt is the second caveat of a login macaroon: when it was
+	// minted, for RevokeUser and RevokeAll cut-offs.
+	condIssuedAt = "issued-at"
+	// condAllow and condDeny are the attenuation caveats of the bakery's
+	// standard namespace (Python macaroonbakery's allow_caveat and
+	// deny_caveat; the Go bakery v1's AllowCaveat): space-separated
+	// actions. A holder appends them to narrow a macaroon.
+	condAllow = "allow"
+	condDeny  = "deny"
 )
 
 // Service mints and verifies macaroons. It is safe for concurrent use.
@@ -52,13 +62,21 @@ type Grant struct {
 	// Expiry is the earliest time-before caveat of the macaroon and its
 	// discharges.
 	Expiry time.Time
+	// ID identifies the primary macaroon for revocation (Service.Logout,
+	// RevokeID): hex of SHA-256 of its id, MacaroonIDLen characters,
+	// shared by every attenuation of it. It is not secret: it cannot be
+	// turned back into a macaroon.
+	ID string
+	// Issued is when a login macaroon was minted (zero for a resource
+	// macaroon, or a login macaroon minted before lpsec wrote it).
+	Issued time.Time
 }
 
 // NewService returns a Service that writes location into every macaroon,
 // encrypts third-party caveats with key (see the package documentation for
 // what the keys are) and mints and verifies with the root keys of rootKeys.
-// Options: WithThirdParty, WithDefaultTTL, WithMaxTTL, WithClock,
-// WithLogger; any other, an empty location or a nil rootKeys is
+// Options: WithThirdParty, WithDefaultTTL, WithMaxTTL, WithRevocations,
+// WithCheckUser, WithClock, WithLogger; any other, an empty location or a nil rootKeys is
 // ErrInvalidOption, and a bad key pair ErrInvalidKey.
 func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opts ...Option) (*Service, error) {
 	if location == "" {
@@ -95,8 +113,10 @@ func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opt
 func (s *Service) PublicKey() bakery.PublicKey { return s.key.Public }
 
 // MintLogin mints a login macaroon for user granting ops. Its first caveat
-// declares the user, its second expires it after ttl (0 means DefaultTTL;
-// anything above MaxTTL is capped to MaxTTL).
+// declares the user, its second records when it was issued (for RevokeUser
+// and RevokeAll), its third expires it after ttl (0 means DefaultTTL;
+// anything above MaxTTL is capped to MaxTTL). A holder may narrow it by
+// appending "allow ACTION..." or "deny ACTION..." caveats.
 func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration, ops ...bakery.Op) (*bakery.Macaroon, error) {
 	if err := checkUser(user); err != nil {
 		return nil, err
@@ -104,8 +124,11 @@ func (s *Service) MintLogin(ctx context.Context, user string, ttl time.Duration,
 	// The declared caveat must come first: Verify takes the identity only
 	// from caveat 0 of the primary macaroon, a position a holder, who can
 	// only append, can never write.
-	return s.mint(ctx, "login", user, "", ttl, ops, func(exp time.Time) []checkers.Caveat {
-		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, user), checkers.TimeBeforeCaveat(exp)}
+	return s.mint(ctx, "login", user, "", ttl, ops, func(exp, issued time.Time) []checkers.Caveat {
+		// issued-at second: login macaroons minted before lpsec wrote it
+		// have time-before there, so no holder can ever write position 1.
+		return []checkers.Caveat{checkers.DeclaredCaveat(userKey, user),
+			{Condition: checkers.Condition(condIssuedAt, issued.Format(time.RFC3339Nano))}, checkers.TimeBeforeCaveat(exp)}
 	})
 }
 
@@ -119,12 +142,12 @@ func (s *Service) MintResource(ctx context.Context, location, condition string, 
 	if condition == "" || len(condition) > maxConditionBytes || !utf8.ValidString(condition) {
 		return nil, fmt.Errorf("macaroon: third-party condition must be 1..%d bytes of UTF-8", maxConditionBytes)
 	}
-	return s.mint(ctx, "resource", "", location, ttl, ops, func(exp time.Time) []checkers.Caveat {
+	return s.mint(ctx, "resource", "", location, ttl, ops, func(exp, _ time.Time) []checkers.Caveat {
 		return []checkers.Caveat{checkers.TimeBeforeCaveat(exp), {Location: location, Condition: condition}}
 	})
 }
 
-func (s *Service) mint(ctx context.Context, kind, user, location string, ttl time.Duration, ops []bakery.Op, caveats func(time.Time) []checkers.Caveat) (*bakery.Macaroon, error) {
+func (s *Service) mint(ctx context.Context, kind, user, location string, ttl time.Duration, ops []bakery.Op, caveats func(exp, issued time.Time) []checkers.Caveat) (*bakery.Macaroon, error) {
 	if err := checkOps(ops); err != nil {
 		return nil, err
 	}
@@ -138,8 +161,9 @@ func (s *Service) mint(ctx context.Context, kind, user, location string, ttl tim
 	if capped {
 		ttl = s.cfg.MaxTTL
 	}
-	exp := s.now().Add(ttl).UTC()
-	m, err := s.oven.NewMacaroon(ctx, bakery.LatestVersion, caveats(exp), ops...)
+	issued := s.now().UTC()
+	exp := issued.Add(ttl)
+	m, err := s.oven.NewMacaroon(ctx, bakery.LatestVersion, caveats(exp, issued), ops...)
 	if err != nil {
 		// The only fallible dependency is the root-key store.
 		if errors.Is(err, ErrUnavailable) {
@@ -251,22 +275,71 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 		// The macaroon library's message can quote caveat ids; keep ours fixed.
 		return nil, fmt.Errorf("%w: signature verification failed", ErrDenied)
 	}
-	user, expiry, err := s.checkCaveats(ms)
+	cv, err := s.checkCaveats(ms)
 	if err != nil {
 		return nil, err
 	}
+	// Attenuation caveats can only remove operations.
+	ops = slices.DeleteFunc(ops, func(op bakery.Op) bool { return !cv.permits(op.Action) })
 	for _, w := range want {
 		if !containsOp(ops, w) {
 			return nil, fmt.Errorf("%w: operation %s not granted", ErrDenied, opString(w))
 		}
 	}
-	return &Grant{User: user, Ops: ops, Expiry: expiry}, nil
+	g = &Grant{User: cv.user, Ops: ops, Expiry: cv.expiry, ID: macaroonID(primary.Id()), Issued: cv.issued}
+	if g.User != "" {
+		if err := s.checkSession(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// caveatResult is what the first-party caveats of a slice say.
+type caveatResult struct {
+	user   string
+	expiry time.Time
+	issued time.Time
+	// allow is the intersection of every allow caveat's actions (nil: no
+	// allow caveat); deny the union of every deny caveat's.
+	allow map[string]bool
+	deny  map[string]bool
+}
+
+func (c *caveatResult) permits(action string) bool {
+	return (c.allow == nil || c.allow[action]) && !c.deny[action]
+}
+
+// restrict applies an allow or deny caveat's actions.
+func (c *caveatResult) restrict(name, arg string) error {
+	actions := strings.Fields(arg)
+	if len(actions) > maxOps {
+		return fmt.Errorf("%w: %s caveat with more than %d actions", ErrDenied, name, maxOps)
+	}
+	if name == condDeny {
+		if c.deny == nil {
+			c.deny = map[string]bool{}
+		}
+		for _, a := range actions {
+			c.deny[a] = true
+		}
+		return nil
+	}
+	next := make(map[string]bool, len(actions))
+	for _, a := range actions {
+		if c.allow == nil || c.allow[a] {
+			next[a] = true
+		}
+	}
+	c.allow = next
+	return nil
 }
 
 // checkCaveats checks every first-party caveat of an authenticated slice.
-func (s *Service) checkCaveats(ms Slice) (user string, expiry time.Time, err error) {
+func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 	now := s.now()
 	primaryExpiry := false
+	fail := func(err error) (caveatResult, error) { return caveatResult{}, err }
 	for i, m := range ms {
 		for j, c := range m.Caveats() {
 			// Only the verification id makes a caveat third-party, as in
@@ -278,25 +351,25 @@ func (s *Service) checkCaveats(ms Slice) (user string, expiry time.Time, err err
 			}
 			name, arg, perr := checkers.ParseCaveat(string(c.Id))
 			if perr != nil {
-				return "", time.Time{}, fmt.Errorf("%w: unparsable caveat", ErrDenied)
+				return fail(fmt.Errorf("%w: unparsable caveat", ErrDenied))
 			}
 			switch name {
 			case checkers.CondTimeBefore:
 				t, terr := time.Parse(time.RFC3339Nano, arg)
 				if terr != nil {
-					return "", time.Time{}, fmt.Errorf("%w: bad time-before caveat", ErrDenied)
+					return fail(fmt.Errorf("%w: bad time-before caveat", ErrDenied))
 				}
 				if !now.Before(t) {
 					if i == 0 {
-						return "", time.Time{}, fmt.Errorf("%w: at %s", ErrExpired, t.UTC().Format(time.RFC3339))
+						return fail(fmt.Errorf("%w: at %s", ErrExpired, t.UTC().Format(time.RFC3339)))
 					}
-					return "", time.Time{}, &DischargeRequiredError{
+					return fail(&DischargeRequiredError{
 						Caveats: []ThirdPartyCaveat{{Location: dischargeLocation(ms, m.Id()), ID: m.Id()}},
 						cause:   fmt.Errorf("%w: discharge expired at %s", ErrExpired, t.UTC().Format(time.RFC3339)),
-					}
+					})
 				}
-				if expiry.IsZero() || t.Before(expiry) {
-					expiry = t
+				if cv.expiry.IsZero() || t.Before(cv.expiry) {
+					cv.expiry = t
 				}
 				if i == 0 {
 					primaryExpiry = true
@@ -307,22 +380,37 @@ func (s *Service) checkCaveats(ms Slice) (user string, expiry time.Time, err err
 				// (or a third party) and could create or change an
 				// identity, so the whole macaroon is refused.
 				if i != 0 || j != 0 {
-					return "", time.Time{}, fmt.Errorf("%w: declared caveat outside the minting position", ErrDenied)
+					return fail(fmt.Errorf("%w: declared caveat outside the minting position", ErrDenied))
 				}
 				key, val, ok := strings.Cut(arg, " ")
 				if !ok || key != userKey || checkUser(val) != nil {
-					return "", time.Time{}, fmt.Errorf("%w: bad declared caveat", ErrDenied)
+					return fail(fmt.Errorf("%w: bad declared caveat", ErrDenied))
 				}
-				user = val
+				cv.user = val
+			case condIssuedAt:
+				// Only where MintLogin writes it: a holder appending a
+				// later issue time could escape a RevokeUser cut-off.
+				if i != 0 || j != 1 || cv.user == "" {
+					return fail(fmt.Errorf("%w: issued-at caveat outside the minting position", ErrDenied))
+				}
+				t, terr := time.Parse(time.RFC3339Nano, arg)
+				if terr != nil {
+					return fail(fmt.Errorf("%w: bad issued-at caveat", ErrDenied))
+				}
+				cv.issued = t
+			case condAllow, condDeny:
+				if err := cv.restrict(name, arg); err != nil {
+					return fail(err)
+				}
 			default:
-				return "", time.Time{}, fmt.Errorf("%w: unsupported caveat %q", ErrDenied, truncate(name, 64))
+				return fail(fmt.Errorf("%w: unsupported caveat %q", ErrDenied, truncate(name, 64)))
 			}
 		}
 	}
 	if !primaryExpiry {
-		return "", time.Time{}, fmt.Errorf("%w: macaroon has no expiry", ErrDenied)
+		return fail(fmt.Errorf("%w: macaroon has no expiry", ErrDenied))
 	}
-	return user, expiry, nil
+	return cv, nil
 }
 
 // decodeID decodes a version 3 bakery macaroon id (raw or base64url, as the

@@ -30,6 +30,12 @@ var (
 	// ErrMismatch means a hashed machine ID names a known key but is not
 	// the hash of the given machine ID.
 	ErrMismatch = errors.New("report: hashed machine ID does not match")
+
+	// ErrNotOwnMachine means a report's hashed machine ID is not that of
+	// the machine whose credential sent it (VerifyOwner): a machine
+	// reporting for another. It also matches ErrMismatch. Servers answer
+	// it with 403 and store nothing.
+	ErrNotOwnMachine = errors.New("report: hashed machine ID belongs to another machine")
 )
 
 // MinKeySize is the smallest secret NewKey accepts: 32 bytes, the output
@@ -302,4 +308,21 @@ func (h *Hasher) Verify(machineID [16]byte, id HashedID) error {
 		return fmt.Errorf("%w under key %q", ErrMismatch, id.key)
 	}
 	return nil
+}
+
+// VerifyOwner checks that id, a report's machine ID, belongs to the machine
+// that sent it: that it is registered (the app-specific ID the machine
+// registered under, which its credential names) hashed under one of h's
+// keys. Clients that want their reports accepted by such a server hash
+// their app-specific ID (see the package documentation), not the raw
+// machine ID. It returns nil, or an error wrapping ErrNotOwnMachine (and
+// ErrMismatch), ErrUnknownKey or ErrInvalidHashedID. It compares in
+// constant time and needs no stored state, so it holds across key
+// rotation: a hash under a previous key is checked under that key.
+func (h *Hasher) VerifyOwner(registered [16]byte, id HashedID) error {
+	err := h.Verify(registered, id)
+	if errors.Is(err, ErrMismatch) {
+		return fmt.Errorf("%w: %w", ErrNotOwnMachine, err)
+	}
+	return err
 }

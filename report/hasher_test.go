@@ -285,3 +285,53 @@ func TestHashConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// VerifyOwner: a machine's own hash passes under the current and a previous
+// key; another machine's hash, a raw-machine-ID hash, an unknown key and
+// the zero value are refused with the exact sentinel.
+func TestVerifyOwner(t *testing.T) {
+	oldKey, err := NewKey("k1", bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := NewKey("k2", bytes.Repeat([]byte{2}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHasher(newKey, WithPreviousKeys(oldKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hOld, _ := NewHasher(oldKey)
+	foreign, _ := NewHasher(mustKey(t, "k9", 9))
+	mine, other := [16]byte{1, 2, 3}, [16]byte{4, 5, 6}
+	for _, c := range []struct {
+		name string
+		id   HashedID
+		want error
+	}{
+		{"own, current key", h.Hash(mine), nil},
+		{"own, previous key", hOld.Hash(mine), nil},
+		{"another machine's", h.Hash(other), ErrNotOwnMachine},
+		{"another machine's, previous key", hOld.Hash(other), ErrNotOwnMachine},
+		{"unknown key", foreign.Hash(mine), ErrUnknownKey},
+		{"zero", HashedID{}, ErrInvalidHashedID},
+	} {
+		err := h.VerifyOwner(mine, c.id)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if errors.Is(c.want, ErrNotOwnMachine) && !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: %v does not match ErrMismatch", c.name, err)
+		}
+	}
+}
+
+func mustKey(t *testing.T, id string, b byte) Key {
+	t.Helper()
+	k, err := NewKey(id, bytes.Repeat([]byte{b}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -123,7 +123,7 @@ func (d *demo) serverOptions(name string) server.Options {
 		StateDir:     d.path(name),
 		TLSCert:      d.certFile,
 		TLSKey:       d.keyFile,
-		AdminTTL:     240 * time.Hour,
+		AdminTTL:     8 * time.Hour,
 		SigningCerts: []string{d.signCert},
 		ReportKey:    d.reportKey,
 		SyncInterval: time.Hour,

@@ -10,6 +10,10 @@
 //	store, err := macaroonpg.NewRootKeyStore(db, kek, macaroon.WithLogger(logger))
 //	if err := store.Migrate(ctx); err != nil { ... }
 //	svc, err := macaroon.NewService("https://livepatch.example", key, store)
+//
+// NewRevocationStore keeps the revocations of login macaroons
+// (macaroon.WithRevocations) in the same database, so a logout on one
+// instance is refused on all of them within a documented bound.
 package macaroonpg
 
 import (

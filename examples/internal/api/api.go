@@ -23,6 +23,12 @@ const (
 	OpPatchesList      = "patches:list"
 	OpSyncRun          = "sync:run"
 	OpReportsList      = "reports:list"
+	// OpLogout lets a macaroon end itself (POST /v1/admin/logout). A
+	// holder who narrowed a macaroon without it cannot log out the
+	// macaroon it was narrowed from.
+	OpLogout = "sessions:logout"
+	// OpSessionsRevoke ends other sessions (POST /v1/admin/revocations).
+	OpSessionsRevoke = "sessions:revoke"
 )
 
 // AdminOps lists every admin operation.
@@ -31,6 +37,25 @@ var AdminOps = []string{
 	OpSyncTokensCreate, OpSyncTokensList, OpSyncTokensRevoke,
 	OpMachinesList, OpMachinesRevoke,
 	OpPatchesUpload, OpPatchesList, OpSyncRun, OpReportsList,
+	OpLogout, OpSessionsRevoke,
+}
+
+// RevokeSessionsRequest is the body of POST /v1/admin/revocations: exactly
+// one of ID (a macaroon's revocation id, as logged in macaroon_revoked
+// events), User (every login of that user) and All (everyone's logins).
+// Before (RFC 3339, default now, never in the future) is the cut-off for
+// User and All: logins issued before it are refused.
+type RevokeSessionsRequest struct {
+	ID     string `json:"id,omitempty"`
+	User   string `json:"user,omitempty"`
+	All    bool   `json:"all,omitempty"`
+	Before string `json:"before,omitempty"`
+}
+
+// RevokeSessionsResponse answers POST /v1/admin/revocations.
+type RevokeSessionsResponse struct {
+	Scope  string     `json:"scope"` // "id", "user" or "all"
+	Before *time.Time `json:"before,omitempty"`
 }
 
 // Error is the body of every error answer.
@@ -48,6 +73,9 @@ type LoginResponse struct {
 	Macaroon any       `json:"macaroon"`
 	// Header is the ready-made value for the Authorization header.
 	Header string `json:"authorization"`
+	// SessionID names this macaroon in POST /v1/admin/revocations
+	// ({"id": ...}); it is not a credential.
+	SessionID string `json:"session_id"`
 }
 
 // IssueTokenRequest is the body of POST /v1/admin/auth-tokens and
@@ -130,6 +158,10 @@ type UploadResponse struct {
 type SyncResponse struct {
 	Fetched int `json:"fetched"`
 	Known   int `json:"known"`
+	// Refused counts entries skipped (unsafe name, URL outside the
+	// allowed origins, failed verification, over a bound); each is logged
+	// as a sync_patch_refused event with its reason.
+	Refused int `json:"refused"`
 }
 
 // StoredReport is the last report of a machine, as GET /v1/admin/reports

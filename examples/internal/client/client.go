@@ -504,8 +504,8 @@ func (c *Client) install(ctx context.Context, v *patchverify.Verifier, p api.Pat
 		Module: filepath.Join(dir, patch.ModuleName), Signer: signer}, nil
 }
 
-// Report sends a machine report: the machine ID only as an HMAC under the
-// deployment's report key.
+// Report sends a machine report: the machine's app-specific ID (never the
+// machine ID) only as an HMAC under the deployment's report key.
 func (c *Client) Report(ctx context.Context) (*report.Report, error) {
 	if c.cfg.ReportKey == "" {
 		return nil, errors.New("--report-key is required to report (the deployment's key, ID:HEX)")
@@ -529,7 +529,13 @@ func (c *Client) Report(ctx context.Context) (*report.Report, error) {
 	if c.cfg.Kernel != "" {
 		r.KernelVersion = c.cfg.Kernel
 	}
-	r.MachineID = h.Hash(c.machineID)
+	// The app-specific ID the machine registered under, hashed: the server
+	// checks it against the machine token (report.Hasher.VerifyOwner).
+	app, err := ident.AppSpecific(c.machineID)
+	if err != nil {
+		return nil, err
+	}
+	r.MachineID = h.Hash(app)
 	r.ClientVersion = Version
 	r.LastCheck = st.LastCheck
 	// The client verifies and places patches but never loads them.

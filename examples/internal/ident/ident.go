@@ -32,15 +32,35 @@ func ParseAppID(s string) ([16]byte, error) {
 // MachineName returns the name a machine goes by on the network: the
 // app-specific ID of its machine ID, as 32 lowercase hex digits.
 func MachineName(machineID [16]byte) (string, error) {
-	app, err := ParseAppID(AppID)
-	if err != nil {
-		return "", err
-	}
-	as, err := report.AppSpecificID(machineID, app)
+	as, err := AppSpecific(machineID)
 	if err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(as[:]), nil
+}
+
+// AppSpecific is the app-specific ID of machineID for AppID. Reports
+// carry it hashed under the report key (report.Hasher.VerifyOwner), so the
+// server can check a report is its sender's own.
+func AppSpecific(machineID [16]byte) ([16]byte, error) {
+	app, err := ParseAppID(AppID)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	return report.AppSpecificID(machineID, app)
+}
+
+// ParseMachineName is the inverse of MachineName's encoding: 32 lowercase
+// hex digits to the app-specific ID.
+func ParseMachineName(name string) ([16]byte, error) {
+	var id [16]byte
+	if len(name) != 32 || strings.ToLower(name) != name {
+		return id, fmt.Errorf("machine name must be 32 lowercase hex digits")
+	}
+	if _, err := hex.Decode(id[:], []byte(name)); err != nil {
+		return id, fmt.Errorf("machine name must be 32 lowercase hex digits")
+	}
+	return id, nil
 }
 
 // ParseReportKeys parses "ID:HEX[,ID:HEX...]" (current key first) into a

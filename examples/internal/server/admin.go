@@ -16,6 +16,7 @@ import (
 // else an admin does is authorised by the macaroon login returns.
 type adminAuth struct {
 	basic *auth.Basic // nil: no admin users configured
+	users *adminUsers
 }
 
 func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
@@ -24,19 +25,21 @@ func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
 		err   error
 		flag  = "--admin-users"
 	)
+	list := &adminUsers{log: log}
 	switch {
 	case o.AdminUsers != "":
 		users, err = auth.ParseUsers(o.AdminUsers)
+		list.names = userNames(o.AdminUsers, false)
 	case o.AdminUsersFile != "":
 		flag = "--admin-users-file"
-		var f *os.File
-		if f, err = os.Open(o.AdminUsersFile); err == nil {
-			users, err = auth.ReadHtpasswd(f)
-			f.Close()
+		var st os.FileInfo
+		users, list.names, st, err = readUsersFile(o.AdminUsersFile)
+		if err == nil {
+			list.file, list.size, list.mtime = o.AdminUsersFile, st.Size(), st.ModTime()
 		}
 	default:
 		log.Warn("no admin users: every admin request will be refused", "event", "admin_disabled")
-		return &adminAuth{}, nil
+		return &adminAuth{users: list}, nil
 	}
 	if err != nil {
 		// auth's error names the user and the format, never the hash.
@@ -51,7 +54,8 @@ func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
 	if err != nil {
 		return nil, &cli.UsageError{Msg: fmt.Sprintf("%s: %v", flag, err)}
 	}
-	return &adminAuth{basic: b}, nil
+	list.apply = b.SetUsers
+	return &adminAuth{basic: b, users: list}, nil
 }
 
 func (a *adminAuth) wrap(next http.Handler) http.Handler {

@@ -36,12 +36,14 @@ func EntitlementCondition(machine string) string { return "entitled-machine " + 
 
 type macaroons struct {
 	svc          *lpmac.Service
+	rootKeys     lpmac.RootKeyStore // for start-up and /readyz checks
+	kekID        string             // public id of --root-key-kek, "" in memory
 	ttl          time.Duration
 	contractsURL string
 	log          *slog.Logger
 }
 
-func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) (*macaroons, error) {
+func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(context.Context, string) error, log *slog.Logger) (*macaroons, error) {
 	if o.AdminTTL <= 0 || o.AdminTTL > lpmac.DefaultMaxTTL {
 		return nil, cli.Usagef("--admin-macaroon-ttl must be in (0, %v]", lpmac.DefaultMaxTTL)
 	}
@@ -49,7 +51,11 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("macaroon key pair in --state-dir: %w", err)
 	}
-	var store lpmac.RootKeyStore
+	var (
+		store   lpmac.RootKeyStore
+		revoked lpmac.RevocationStore
+		kekID   string
+	)
 	if db != nil {
 		if o.RootKeyKEK == "" {
 			return nil, cli.Usagef("--root-key-kek is required with --database-url (root keys are encrypted at rest); make one with: openssl rand -base64 32")
@@ -69,15 +75,30 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, log *slog.Logger) 
 			return nil, fmt.Errorf("macaroon root keys: migrate: %w", err)
 		}
 		store = ps
+		kekID = kek.ID()
+		// Admin requests are few: one indexed query each makes a logout
+		// or revocation on one instance refused at once on all of them.
+		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), lpmac.WithoutRevocationCache())
+		if err != nil {
+			return nil, err
+		}
+		if err := rs.Migrate(ctx); err != nil {
+			return nil, fmt.Errorf("macaroon revocations: migrate: %w", err)
+		}
+		revoked = rs
 	} else {
 		ms, err := lpmac.NewMemoryRootKeyStore(lpmac.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
 		store = ms
+		if revoked, err = lpmac.NewMemoryRevocationStore(lpmac.WithLogger(log)); err != nil {
+			return nil, err
+		}
 	}
-	opts := []lpmac.Option{lpmac.WithMaxTTL(lpmac.DefaultMaxTTL), lpmac.WithLogger(log)}
-	m := &macaroons{ttl: o.AdminTTL, log: log}
+	opts := []lpmac.Option{lpmac.WithMaxTTL(lpmac.DefaultMaxTTL), lpmac.WithLogger(log),
+		lpmac.WithRevocations(revoked), lpmac.WithCheckUser(checkUser)}
+	m := &macaroons{ttl: o.AdminTTL, log: log, rootKeys: store, kekID: kekID}
 	if o.ContractsURL != "" {
 		u, err := url.Parse(o.ContractsURL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -120,7 +141,8 @@ func (m *macaroons) login(ctx context.Context, user string) (*api.LoginResponse,
 		return nil, err
 	}
 	enc := base64.RawURLEncoding.EncodeToString(bin)
-	return &api.LoginResponse{User: user, Expires: time.Now().Add(m.ttl).UTC().Truncate(time.Second), Macaroon: mac, Header: "Macaroon " + enc}, nil
+	return &api.LoginResponse{User: user, Expires: time.Now().Add(m.ttl).UTC().Truncate(time.Second), Macaroon: mac, Header: "Macaroon " + enc,
+		SessionID: lpmac.RevocationID(mac)}, nil
 }
 
 // macaroonStatus maps a verification failure to an HTTP answer; the
@@ -139,6 +161,10 @@ func macaroonStatus(err error) (status int, code, msg string) {
 		return http.StatusUnauthorized, "discharge_required", "macaroon needs a discharge"
 	case errors.Is(err, lpmac.ErrUnknownRootKey):
 		return http.StatusUnauthorized, "unknown_root_key", "macaroon's root key is unknown or revoked"
+	case errors.Is(err, lpmac.ErrRevoked):
+		return http.StatusUnauthorized, "revoked", "macaroon was logged out or revoked: POST /v1/admin/login again"
+	case errors.Is(err, lpmac.ErrUserRefused):
+		return http.StatusForbidden, "user_refused", "this user is no longer an admin"
 	default: // ErrDenied
 		return http.StatusForbidden, "denied", "macaroon does not grant this operation"
 	}
@@ -167,8 +193,95 @@ func (m *macaroons) require(op string, next http.HandlerFunc) http.Handler {
 			return
 		}
 		m.log.Info("admin operation", "event", "admin_operation", "user", g.User, "op", op)
-		next(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
 	})
+}
+
+type grantKey struct{}
+
+// logout ends the macaroon the request was verified with (require put its
+// grant in the context), on every instance sharing the database.
+func (m *macaroons) logout(w http.ResponseWriter, r *http.Request) {
+	g, _ := r.Context().Value(grantKey{}).(*lpmac.Grant)
+	if err := m.svc.Logout(r.Context(), g); err != nil {
+		m.revokeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxRevokeBody bounds POST /v1/admin/revocations: the largest valid body
+// is a 256-byte user name and a timestamp.
+const maxRevokeBody = 1 << 10
+
+// revokeSessions serves POST /v1/admin/revocations.
+func (m *macaroons) revokeSessions(w http.ResponseWriter, r *http.Request) {
+	var req api.RevokeSessionsRequest
+	if !decodeJSON(w, r, maxRevokeBody, &req) {
+		return
+	}
+	var before time.Time
+	if req.Before != "" {
+		t, err := time.Parse(time.RFC3339Nano, req.Before)
+		if err != nil || t.Before(time.Unix(0, 0)) {
+			writeError(w, http.StatusBadRequest, "invalid", "before must be an RFC 3339 time after 1970")
+			return
+		}
+		before = t
+	}
+	n := 0
+	for _, set := range []bool{req.ID != "", req.User != "", req.All} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		writeError(w, http.StatusBadRequest, "invalid", "give exactly one of id, user and all")
+		return
+	}
+	var (
+		err   error
+		resp  api.RevokeSessionsResponse
+		scope = "all"
+	)
+	switch {
+	case req.ID != "":
+		scope = "id"
+		if req.Before != "" {
+			writeError(w, http.StatusBadRequest, "invalid", "before goes with user or all, not id")
+			return
+		}
+		err = m.svc.RevokeID(r.Context(), req.ID)
+	case req.User != "":
+		scope = "user"
+		err = m.svc.RevokeUser(r.Context(), req.User, before)
+	default:
+		err = m.svc.RevokeAll(r.Context(), before)
+	}
+	if err != nil {
+		m.revokeError(w, err)
+		return
+	}
+	resp.Scope = scope
+	if scope != "id" {
+		if before.IsZero() {
+			before = time.Now().UTC()
+		}
+		resp.Before = &before
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (m *macaroons) revokeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, lpmac.ErrInvalidRevocation):
+		// The message names the field, never a macaroon.
+		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), "macaroon: "))
+	case errors.Is(err, lpmac.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot record the revocation now")
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
 }
 
 func (m *macaroons) hasContracts() bool { return m.contractsURL != "" }

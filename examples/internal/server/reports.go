@@ -135,12 +135,23 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_report", "machine ID not hashed under this deployment's report key")
 		return
 	}
+	machine := r.PathValue("machine") // machineOnly: the token's own machine
+	// Only the sender's own report: the hashed ID must be the machine
+	// token's app-specific ID under a report key (report package doc).
+	app, err := ident.ParseMachineName(machine)
+	if err == nil {
+		err = s.ident.hasher.VerifyOwner(app, rep.MachineID)
+	}
+	if err != nil {
+		s.log.Warn("report refused", "event", "report_refused", "reason", "not_own_machine", "machine", machine)
+		writeError(w, http.StatusForbidden, "not_own_machine", "the report's machine ID is not this machine token's machine")
+		return
+	}
 	js, err := json.Marshal(rep)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_report", err.Error())
 		return
 	}
-	machine := r.PathValue("machine")
 	if err := s.reports.put(r.Context(), StoredReport{Machine: machine, Received: time.Now().UTC(), Report: js}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "report store unavailable")
 		return

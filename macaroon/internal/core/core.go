@@ -6,6 +6,7 @@
 package core
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -22,11 +23,12 @@ var ErrInvalidOption = errors.New("macaroon: invalid option")
 
 // Defaults; package macaroon exports and documents them.
 const (
-	DefaultTTL            = 24 * time.Hour
+	DefaultTTL            = 8 * time.Hour
 	DefaultMaxTTL         = 240 * time.Hour
 	DefaultDischargeTTL   = 10 * time.Minute
 	DefaultRotationPeriod = 24 * time.Hour
 	DefaultCacheTTL       = 30 * time.Second
+	DefaultRevocationTTL  = 5 * time.Second
 	DefaultClientTimeout  = 30 * time.Second
 )
 
@@ -39,9 +41,29 @@ const (
 	ForDischargeClient
 	ForMemoryRootKeys
 	ForPostgresRootKeys
+	ForMemoryRevocations
+	ForPostgresRevocations
 
-	ForRootKeys = ForMemoryRootKeys | ForPostgresRootKeys
+	ForRootKeys    = ForMemoryRootKeys | ForPostgresRootKeys
+	ForRevocations = ForMemoryRevocations | ForPostgresRevocations
+	ForStores      = ForRootKeys | ForRevocations
 )
+
+// RevocationStore is macaroon.RevocationStore (declared here so that
+// Settings can hold one).
+type RevocationStore interface {
+	Revoke(ctx context.Context, r Revocation) error
+	Revoked(ctx context.Context, id, user string, issued time.Time) (bool, error)
+}
+
+// Revocation is macaroon.Revocation.
+type Revocation struct {
+	ID      string
+	User    string
+	All     bool
+	Before  time.Time
+	Expires time.Time
+}
 
 // Option is macaroon.Option; its fields stay unexported, so callers can
 // only make one with macaroon's With functions.
@@ -68,6 +90,9 @@ type Settings struct {
 
 	RotationPeriod time.Duration
 	CacheTTL       time.Duration // zero: no cache (WithoutRootKeyCache)
+
+	Revocations RevocationStore
+	CheckUser   func(ctx context.Context, user string) error
 }
 
 // Build applies opts for the constructor ctor (named in errors), which
@@ -93,6 +118,9 @@ func Build(ctor string, sc Scope, opts []Option) (*Settings, error) {
 		if err := o.apply(s); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidOption, o.name, err)
 		}
+	}
+	if sc&ForPostgresRevocations != 0 && !cacheSet(opts) {
+		s.CacheTTL = DefaultRevocationTTL
 	}
 	if sc&ForService != 0 && s.DefaultTTL > s.MaxTTL {
 		return nil, fmt.Errorf("%w: WithDefaultTTL %v exceeds WithMaxTTL %v", ErrInvalidOption, s.DefaultTTL, s.MaxTTL)
@@ -131,3 +159,14 @@ func RootKeyIDAttr(id []byte) slog.Attr {
 // Clone hands callers their own copy, so nothing they do to a returned
 // slice reaches a store's state.
 func Clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// cacheSet reports whether opts set the cache TTL (the revocation store's
+// default differs from the root-key store's).
+func cacheSet(opts []Option) bool {
+	for _, o := range opts {
+		if o.name == "WithCacheTTL" || o.name == "WithoutRevocationCache" {
+			return true
+		}
+	}
+	return false
+}

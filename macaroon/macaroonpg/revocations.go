@@ -1,0 +1,237 @@
+package macaroonpg
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lpsec/lpsec/internal/pgmigrate"
+	"github.com/lpsec/lpsec/macaroon"
+	"github.com/lpsec/lpsec/macaroon/internal/core"
+)
+
+// RevocationStore is a macaroon.RevocationStore kept in PostgreSQL: a login
+// macaroon logged out or revoked on one server instance is refused by every
+// instance that opens the same database.
+//
+// The bound: each instance answers from a snapshot of the live revocations
+// that it reloads when the snapshot is older than CacheTTL (default
+// macaroon.DefaultRevocationCacheTTL, 5 seconds), so a revocation made on
+// another instance is refused within CacheTTL; the instance that revoked
+// refuses at once. With macaroon.WithoutRevocationCache every check asks
+// the database (one indexed query), and revocation is immediate everywhere.
+// A database fault never extends the bound: once the snapshot is older than
+// CacheTTL and cannot be reloaded, checks fail with macaroon.ErrUnavailable.
+//
+// Size: one row per revoked macaroon and per revoked user (a later cut-off
+// replaces an earlier one) and one for "all", each deleted once it expires
+// (at most MaxTTL after it was made, when no macaroon it matches can verify).
+// A snapshot holds at most maxRevocationSnapshot rows; beyond that the
+// store stops caching and asks the database on every check, so memory stays
+// bounded whatever the table holds.
+type RevocationStore struct {
+	db *sql.DB
+	p  *core.Settings
+
+	mu       sync.Mutex
+	snap     *revocationSnapshot
+	loadedAt time.Time
+}
+
+type revocationSnapshot struct {
+	ids   map[string]time.Time // id -> expires
+	users map[string][2]time.Time
+	all   [2]time.Time // before, expires; zero: none
+}
+
+var _ macaroon.RevocationStore = (*RevocationStore)(nil)
+
+const (
+	revocationTable       = "lpsec_macaroon_revocations"
+	revocationSchemaTable = "lpsec_macaroon_revocations_schema"
+	// "lpsecRV1" as a big-endian int64.
+	revocationMigrateLock = 0x6c70736563525631
+	maxRevocationSnapshot = 10000
+)
+
+var revocationMigrations = [][]string{{
+	`CREATE TABLE ` + revocationTable + ` (
+		kind    text        NOT NULL CHECK (kind IN ('id', 'user', 'all')),
+		key     text        NOT NULL CHECK (octet_length(key) <= 256),
+		before  timestamptz,
+		expires timestamptz NOT NULL,
+		PRIMARY KEY (kind, key)
+	);
+	CREATE INDEX ` + revocationTable + `_expires ON ` + revocationTable + ` (expires);`,
+}}
+
+// NewRevocationStore returns a store using db (opened with the "pgx"
+// driver). Call Migrate once at start-up before using it. Options:
+// macaroon.WithCacheTTL, WithoutRevocationCache, WithClock, WithLogger; any
+// other, or a nil db, is macaroon.ErrInvalidOption.
+func NewRevocationStore(db *sql.DB, opts ...macaroon.Option) (*RevocationStore, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: macaroonpg.NewRevocationStore: nil *sql.DB", macaroon.ErrInvalidOption)
+	}
+	p, err := core.Build("macaroonpg.NewRevocationStore", core.ForPostgresRevocations, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &RevocationStore{db: db, p: p}, nil
+}
+
+// Migrate creates or upgrades the store's table; idempotent and safe from
+// several instances at once.
+func (s *RevocationStore) Migrate(ctx context.Context) error {
+	if err := pgmigrate.Migrate(ctx, s.db, pgmigrate.Schema{
+		Table: revocationSchemaTable, Lock: revocationMigrateLock, Versions: revocationMigrations,
+	}); err != nil {
+		return s.unavailable(ctx, "migrate", err)
+	}
+	return nil
+}
+
+// ceilMicro rounds t up to PostgreSQL's microsecond precision, so a stored
+// cut-off is never earlier than the one asked for.
+func ceilMicro(t time.Time) time.Time {
+	if tr := t.Truncate(time.Microsecond); !tr.Equal(t) {
+		return tr.Add(time.Microsecond)
+	}
+	return t
+}
+
+// Revoke records r (see macaroon.Revocation): idempotent, a later cut-off
+// or expiry replaces an earlier one, never the reverse. It also deletes
+// expired rows. This instance refuses what r matches at once.
+func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) error {
+	if err := macaroon.CheckRevocation(r); err != nil {
+		return err
+	}
+	kind, key := "id", r.ID
+	var before any
+	switch {
+	case r.User != "":
+		kind, key, before = "user", r.User, ceilMicro(r.Before)
+	case r.All:
+		kind, key, before = "all", "", ceilMicro(r.Before)
+	}
+	now := s.p.Now()
+	_, err := s.db.ExecContext(ctx, `WITH purge AS (DELETE FROM `+revocationTable+` WHERE expires <= $5)
+		INSERT INTO `+revocationTable+` AS t (kind, key, before, expires) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, key) DO UPDATE SET before = GREATEST(t.before, EXCLUDED.before), expires = GREATEST(t.expires, EXCLUDED.expires)`,
+		kind, key, before, ceilMicro(r.Expires), now)
+	if err != nil {
+		return s.unavailable(ctx, "revoke", err)
+	}
+	s.mu.Lock()
+	s.snap = nil // this instance reloads at its next check
+	s.mu.Unlock()
+	return nil
+}
+
+// Revoked reports whether the login macaroon with revocation id id, of user,
+// issued at issued, is revoked, within the bound described on
+// RevocationStore. A database fault is an error wrapping
+// macaroon.ErrUnavailable.
+func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued time.Time) (bool, error) {
+	now := s.p.Now()
+	if s.p.CacheTTL > 0 {
+		snap, err := s.snapshot(ctx, now)
+		if err != nil {
+			return false, err
+		}
+		if snap.ids != nil {
+			return snap.revoked(now, id, user, issued), nil
+		}
+		// Too many rows to cache: ask the database (below).
+	}
+	var revoked bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+revocationTable+` WHERE expires > $1 AND (
+		(kind = 'id' AND key = $2) OR (kind = 'user' AND key = $3 AND before > $4) OR (kind = 'all' AND key = '' AND before > $4)))`,
+		now, id, user, issued).Scan(&revoked)
+	if err != nil {
+		return false, s.unavailable(ctx, "check revocation", err)
+	}
+	return revoked, nil
+}
+
+// snapshot returns a snapshot loaded less than CacheTTL ago, reloading it
+// if needed; one caller loads while the others wait for it, and no lock is
+// held while a check runs.
+func (s *RevocationStore) snapshot(ctx context.Context, now time.Time) (*revocationSnapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap != nil && now.Before(s.loadedAt.Add(s.p.CacheTTL)) && !now.Before(s.loadedAt) {
+		return s.snap, nil
+	}
+	snap, err := s.load(ctx, now)
+	if err != nil {
+		s.snap = nil
+		return nil, err
+	}
+	s.snap, s.loadedAt = snap, now
+	return snap, nil
+}
+
+func (snap *revocationSnapshot) revoked(now time.Time, id, user string, issued time.Time) bool {
+	if exp, ok := snap.ids[id]; ok && now.Before(exp) {
+		return true
+	}
+	if u, ok := snap.users[user]; ok && now.Before(u[1]) && issued.Before(u[0]) {
+		return true
+	}
+	return !snap.all[1].IsZero() && now.Before(snap.all[1]) && issued.Before(snap.all[0])
+}
+
+// load reads every live revocation; a snapshot with nil ids means there
+// were more than maxRevocationSnapshot.
+func (s *RevocationStore) load(ctx context.Context, now time.Time) (*revocationSnapshot, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, key, before, expires FROM `+revocationTable+`
+		WHERE expires > $1 LIMIT `+fmt.Sprint(maxRevocationSnapshot+1), now)
+	if err != nil {
+		return nil, s.unavailable(ctx, "load revocations", err)
+	}
+	defer rows.Close()
+	snap := &revocationSnapshot{ids: map[string]time.Time{}, users: map[string][2]time.Time{}}
+	n := 0
+	for rows.Next() {
+		var (
+			kind, key string
+			before    sql.NullTime
+			expires   time.Time
+		)
+		if err := rows.Scan(&kind, &key, &before, &expires); err != nil {
+			return nil, s.unavailable(ctx, "load revocations", err)
+		}
+		if n++; n > maxRevocationSnapshot {
+			return &revocationSnapshot{}, nil
+		}
+		switch kind {
+		case "id":
+			snap.ids[key] = expires
+		case "user":
+			snap.users[key] = [2]time.Time{before.Time, expires}
+		case "all":
+			snap.all = [2]time.Time{before.Time, expires}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.unavailable(ctx, "load revocations", err)
+	}
+	return snap, nil
+}
+
+func (s *RevocationStore) unavailable(ctx context.Context, op string, err error) error {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) && st.SQLState() == "42P01" { // undefined_table
+		err = fmt.Errorf("%w (has Migrate been run?)", err)
+	}
+	s.p.Log.LogAttrs(ctx, slog.LevelError, "revocation store unavailable",
+		slog.String("event", "macaroon_revocation_store_unavailable"), slog.String("op", op),
+		slog.String("error", err.Error()))
+	return fmt.Errorf("%w: revocations: %s: %w", macaroon.ErrUnavailable, op, err)
+}
