@@ -90,7 +90,10 @@ func TestPostgresFrozenAnswersWithinTimeout(t *testing.T) {
 			_, _, err := s.IssueRegistration(ctx, token.Registration{Tier: "t", Name: "n", Uses: 1})
 			return err
 		}},
-		{"IssueSync", func(ctx context.Context) error { _, _, err := s.IssueSync(ctx, token.Sync{Tier: "t", Name: "n"}); return err }},
+		{"IssueSync", func(ctx context.Context) error {
+			_, _, err := s.IssueSync(ctx, token.Sync{Tier: "t", Name: "n"})
+			return err
+		}},
 		{"RevokeRegistration", func(ctx context.Context) error { return s.RevokeRegistration(ctx, regRec.ID) }},
 		{"RevokeMachine", func(ctx context.Context) error { return s.RevokeMachine(ctx, m.ID) }},
 		{"RevokeSync", func(ctx context.Context) error { return s.RevokeSync(ctx, sy.ID) }},
