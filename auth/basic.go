@@ -23,13 +23,11 @@ type Basic struct {
 	minBcrypt     int
 	minArgon2Work uint64 // KiB × passes
 
-	slots    chan struct{} // one per hash computation allowed at once
-	queue    int64         // callers allowed to wait for a slot
-	waiting  atomic.Int64
+	gate     *gate         // hash slots, handed out by priority
 	overload time.Duration // Retry-After when overloaded
 
 	cache     *successCache // nil: disabled
-	limiter   *limiter      // nil: disabled
+	limiter   *limiter      // counts failures; refuses only with WithThrottle
 	dummySeed maphash.Seed
 
 	users atomic.Pointer[userSet]
@@ -63,8 +61,7 @@ func NewBasic(users Users, opts ...Option) (*Basic, error) {
 		proxies:       s.proxies,
 		minBcrypt:     s.minBcrypt,
 		minArgon2Work: s.minArgon2Work,
-		slots:         make(chan struct{}, s.hashes),
-		queue:         int64(s.queue),
+		gate:          newGate(s.hashes, s.queue),
 		overload:      time.Second,
 		now:           s.now,
 		dummySeed:     maphash.MakeSeed(),
@@ -73,7 +70,9 @@ func NewBasic(users Users, opts ...Option) (*Basic, error) {
 		b.cache = newSuccessCache(s.cacheTTL, s.cacheSize)
 	}
 	if s.throttleBurst > 0 {
-		b.limiter = newLimiter(s.throttleBurst, s.throttleInterval)
+		b.limiter = newLimiter(s.throttleBurst, s.throttleInterval, true)
+	} else {
+		b.limiter = newLimiter(orderBurst, orderInterval, false)
 	}
 	if err := b.SetUsers(users); err != nil {
 		return nil, err
@@ -133,21 +132,38 @@ type outcome struct {
 	reason     string // log reason on failure
 	known      bool   // the user exists (the name may be logged)
 	retryAfter time.Duration
+	limit      string // reason "throttled": which limit
+	prio       int    // reason "overloaded": the attempt's priority
 }
 
 // Verify checks user and password. It returns nil if they match, and an
 // error matching [ErrInvalidCredentials] otherwise: the error also matches
-// [ErrThrottled] or [ErrOverloaded] when no password was checked, or the
-// context's error when ctx ended while waiting for a free slot. An unknown
-// user costs the same hashing as a wrong password. Throttling, if enabled,
-// applies per user name only (the client address is known only to
-// [Basic.Middleware]).
+// [ErrOverloaded] when no password was checked, or the context's error
+// when ctx ended while waiting for a free slot. An unknown user costs the
+// same hashing as a wrong password. Verify does not know the client's
+// address, and the throttle refuses only per client, so Verify never
+// answers [ErrThrottled]: its failures only lower the priority of the
+// user's later checks when hash slots are scarce. Use [Basic.Middleware]
+// for throttling.
 func (b *Basic) Verify(ctx context.Context, user, password string) error {
 	o := b.check(ctx, user, password, netip.Addr{})
 	b.log(ctx, user, netip.Addr{}, o)
 	return o.err
 }
 
+// check runs one attempt, in an order that a flood cannot turn against
+// the real user:
+//
+//  1. The client's own buckets (per client address group, and per user
+//     and client): over the limit, 429. Only failures from the same
+//     client can empty them.
+//  2. The success cache: a correct password seen recently succeeds here,
+//     whatever the user's failures from elsewhere.
+//  3. A hash slot, by priority (see gate): no refusal for the user's
+//     failures from elsewhere, only a later place in the queue.
+//
+// Tokens are given back only when the password was right: an attempt
+// refused as overloaded, or abandoned while queued, has used its token.
 func (b *Basic) check(ctx context.Context, user, password string, client netip.Addr) outcome {
 	if err := checkCredentials(user, password); err != nil {
 		b.penalise(client)
@@ -162,33 +178,35 @@ func (b *Basic) check(ctx context.Context, user, password string, client netip.A
 		cred = dummy
 	}
 
-	keys := b.throttleKeys(user, client)
-	if b.limiter != nil {
-		if ok, wait := b.limiter.take(b.now(), keys...); !ok {
-			return outcome{err: &refusal{cause: ErrThrottled, retryAfter: wait}, reason: "throttled", known: known, retryAfter: wait}
-		}
+	t, ok, wait, limit := b.limiter.admit(b.now(), user, client)
+	if !ok {
+		return outcome{err: &refusal{cause: ErrThrottled, retryAfter: wait}, reason: "throttled", known: known, retryAfter: wait, limit: limit}
 	}
 
 	// Unknown users look up the cache too, with the dummy hash, so that
-	// both paths do the same work up to the hash.
+	// both paths do the same work up to the hash. The lookup is by an
+	// HMAC under a per-process key, so its timing says nothing an
+	// attacker can use.
 	var ck [32]byte
 	if b.cache != nil {
 		ck = b.cache.sum(user, password, cred.raw)
 		if b.cache.hit(ck, b.now()) && known {
-			b.giveBack(keys)
+			b.limiter.succeeded(b.now(), t)
 			return outcome{known: true}
 		}
 	}
 
-	if err := b.acquire(ctx); err != nil {
-		b.giveBack(keys)
+	prio := b.limiter.priority(b.now(), user, &t)
+	if err := b.gate.acquire(ctx, prio); err != nil {
+		o := outcome{err: &refusal{cause: err}, reason: "overloaded", known: known, prio: prio}
 		if errors.Is(err, ErrOverloaded) {
-			return outcome{err: &refusal{cause: ErrOverloaded, retryAfter: b.overload}, reason: "overloaded", known: known, retryAfter: b.overload}
+			o.err = &refusal{cause: ErrOverloaded, retryAfter: b.overload}
+			o.retryAfter = b.overload
 		}
-		return outcome{err: &refusal{cause: err}, reason: "overloaded", known: known, retryAfter: b.overload}
+		return o
 	}
-	ok := func() bool {
-		defer func() { <-b.slots }()
+	ok = func() bool {
+		defer b.gate.release()
 		if b.onHash != nil {
 			b.onHash(cred.work())
 		}
@@ -197,7 +215,7 @@ func (b *Basic) check(ctx context.Context, user, password string, client netip.A
 
 	switch {
 	case ok && known:
-		b.giveBack(keys)
+		b.limiter.succeeded(b.now(), t)
 		if b.cache != nil {
 			b.cache.add(ck, b.now())
 		}
@@ -218,55 +236,23 @@ func (b *Basic) pick(user string, n int) int {
 	return int(maphash.String(b.dummySeed, user) % uint64(n))
 }
 
-func (b *Basic) acquire(ctx context.Context) error {
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	if b.waiting.Add(1) > b.queue {
-		b.waiting.Add(-1)
-		return ErrOverloaded
-	}
-	defer b.waiting.Add(-1)
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (b *Basic) throttleKeys(user string, client netip.Addr) []string {
-	if b.limiter == nil {
-		return nil
-	}
-	keys := []string{"u:" + user, ""}
-	if client.IsValid() {
-		keys[1] = "a:" + addrKey(client)
-	}
-	return keys
-}
-
-func (b *Basic) giveBack(keys []string) {
-	if b.limiter != nil {
-		b.limiter.give(b.now(), keys...)
-	}
-}
-
 // penalise counts a malformed attempt against the client address.
 func (b *Basic) penalise(client netip.Addr) {
-	if b.limiter != nil && client.IsValid() {
-		b.limiter.take(b.now(), "a:"+addrKey(client))
-	}
+	b.limiter.penalise(b.now(), client)
 }
 
 func (b *Basic) log(ctx context.Context, user string, client netip.Addr, o outcome) {
-	attrs := make([]slog.Attr, 0, 4)
+	attrs := make([]slog.Attr, 0, 5)
 	if o.err == nil {
 		attrs = append(attrs, slog.String("event", "basicauth_authn_success"), slog.String("user", user))
 	} else {
 		attrs = append(attrs, slog.String("event", "basicauth_authn_failed"), slog.String("reason", o.reason))
+		switch o.reason {
+		case "throttled":
+			attrs = append(attrs, slog.String("limit", o.limit))
+		case "overloaded":
+			attrs = append(attrs, slog.String("priority", prioNames[o.prio]))
+		}
 		if o.known {
 			attrs = append(attrs, slog.String("user", user))
 		}

@@ -363,7 +363,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	waitCtx, cancel := context.WithCancel(ctx)
 	second := make(chan error, 1)
 	go func() { second <- b.Verify(waitCtx, "alice", testPassword) }()
-	for b.waiting.Load() != 1 {
+	for b.gate.waiting() != 1 {
 		runtime.Gosched()
 	}
 	// The queue is full: refused at once.
@@ -377,65 +377,5 @@ func TestConcurrencyLimit(t *testing.T) {
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatalf("first caller: %v", err)
-	}
-}
-
-func TestThrottle(t *testing.T) {
-	hashes(t)
-	ctx := context.Background()
-	b, clk, w := newTestBasic(t, "alice:"+bcrypt4, WithThrottle(3, time.Minute))
-	for range 3 {
-		if err := b.Verify(ctx, "alice", "wrong"); errors.Is(err, ErrThrottled) {
-			t.Fatal("throttled too early")
-		}
-	}
-	w.take()
-	err := b.Verify(ctx, "alice", testPassword)
-	if !errors.Is(err, ErrThrottled) || !errors.Is(err, ErrInvalidCredentials) {
-		t.Fatalf("fourth attempt: err = %v, want ErrThrottled", err)
-	}
-	if got := w.take(); len(got) != 0 {
-		t.Fatalf("throttled attempt computed %v", got)
-	}
-	// Unknown names are throttled the same way: 429 must not reveal that
-	// a user exists.
-	for range 3 {
-		_ = b.Verify(ctx, "nobody", "wrong")
-	}
-	if err := b.Verify(ctx, "nobody", "wrong"); !errors.Is(err, ErrThrottled) {
-		t.Fatalf("unknown user not throttled: %v", err)
-	}
-	clk.advance(time.Minute)
-	if err := b.Verify(ctx, "alice", testPassword); err != nil {
-		t.Fatalf("after one interval: %v", err)
-	}
-	// Successes give their token back.
-	for range 5 {
-		if err := b.Verify(ctx, "alice", testPassword); err != nil {
-			t.Fatalf("repeated success: %v", err)
-		}
-	}
-}
-
-func TestLimiterBounded(t *testing.T) {
-	l := newLimiter(1, time.Minute)
-	l.max = 16
-	now := time.Now()
-	for i := range 1000 {
-		l.take(now, fmt.Sprint("a:", i))
-	}
-	if len(l.buckets) > 16 {
-		t.Fatalf("limiter holds %d buckets, bound 16", len(l.buckets))
-	}
-	// A throttled key with a full table: still refused (evicting prefers
-	// full buckets).
-	l2 := newLimiter(1, time.Minute)
-	l2.max = 2
-	l2.take(now, "victim")
-	l2.take(now, "x")
-	l2.give(now, "x")
-	l2.take(now, "y")
-	if ok, wait := l2.take(now, "victim"); ok || wait != time.Minute {
-		t.Fatalf("victim: ok=%v wait=%v", ok, wait)
 	}
 }

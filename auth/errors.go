@@ -14,9 +14,11 @@ var ErrInvalidCredentials = errors.New("auth: invalid credentials")
 
 // ErrThrottled and ErrOverloaded are also matched (besides
 // ErrInvalidCredentials) by errors.Is on a refusal that happened before any
-// password was checked: too many recent failures for the user or the client
-// address, or too many password checks already queued. The password may
-// well be right; the caller should ask again later.
+// password was checked: too many recent failures from the client address
+// (for this user name, or for all names), or too many password checks
+// already queued. The password may well be right; the caller should ask
+// again later. A user's failures from other clients never cause
+// ErrThrottled (see the package doc).
 var (
 	ErrThrottled  = errors.New("auth: too many failed attempts")
 	ErrOverloaded = errors.New("auth: too many password checks in progress")

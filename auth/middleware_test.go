@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,23 +112,24 @@ func TestMiddlewareThrottle(t *testing.T) {
 		r.Header.Set("X-Forwarded-For", client)
 		return r
 	}
-	// One client address tries many user names: throttled by address.
-	for _, u := range []string{"a", "b"} {
-		if rec := serve(b, viaProxy("203.0.113.5", u)); rec.Code != http.StatusUnauthorized {
-			t.Fatalf("attempt %s: %d", u, rec.Code)
+	// One client address tries many user names, each twice at most:
+	// throttled by address after 4 × burst.
+	for i := range 8 {
+		if rec := serve(b, viaProxy("203.0.113.5", fmt.Sprint("u", i/2))); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, rec.Code)
 		}
 	}
 	w.take()
 	rec := serve(b, viaProxy("203.0.113.5", "c"))
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "30" {
-		t.Fatalf("third attempt from one address: %d Retry-After %q, want 429 30", rec.Code, rec.Header().Get("Retry-After"))
+		t.Fatalf("ninth attempt from one address: %d Retry-After %q, want 429 30", rec.Code, rec.Header().Get("Retry-After"))
 	}
 	if got := w.take(); len(got) != 0 {
 		t.Fatalf("throttled request computed %v", got)
 	}
 	recs := logs.records(t)
-	if last := recs[len(recs)-1]; last["reason"] != "throttled" {
-		t.Fatalf("last record %v, want reason throttled", last)
+	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "client" {
+		t.Fatalf("last record %v, want reason throttled, limit client", last)
 	}
 	// Another client behind the same proxy is not affected.
 	if rec := serve(b, viaProxy("203.0.113.6", "d")); rec.Code != http.StatusUnauthorized {
@@ -143,6 +145,10 @@ func TestMiddlewareThrottle(t *testing.T) {
 		if i < 2 && rec.Code != http.StatusUnauthorized || i == 2 && rec.Code != http.StatusTooManyRequests {
 			t.Fatalf("attempt %d with forged X-Forwarded-For: %d", i, rec.Code)
 		}
+	}
+	recs = logs.records(t)
+	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "user_client" || last["user"] != "alice" {
+		t.Fatalf("last record %v, want reason throttled, limit user_client", last)
 	}
 	clk.advance(30 * time.Second)
 	r := request(basicHeader("alice:" + testPassword))

@@ -27,6 +27,7 @@ const (
 	DefaultMinBcryptCost        = 10
 	DefaultMinArgon2idMemoryKiB = 19456
 	DefaultMinArgon2idPasses    = 2
+	DefaultQueuePerHash         = 32
 )
 
 type settings struct {
@@ -54,7 +55,7 @@ func build(opts []Option) (*settings, error) {
 		minBcrypt:     DefaultMinBcryptCost,
 		minArgon2Work: DefaultMinArgon2idMemoryKiB * DefaultMinArgon2idPasses,
 		hashes:        procs,
-		queue:         4 * procs,
+		queue:         DefaultQueuePerHash * procs,
 		cacheTTL:      DefaultCacheTTL,
 		cacheSize:     DefaultCacheSize,
 	}
@@ -93,10 +94,15 @@ func WithRealm(realm string) Option {
 // WithLogger sends security events to logger: records with event
 // "basicauth_authn_success" or "basicauth_authn_failed" and, on failure, a
 // reason ("user_not_found", "bad_password", "malformed_header",
-// "throttled", "overloaded"). Records carry the user name only when the
-// user exists (an unknown name is often a password typed in the wrong
-// field) and never a password. Without this option events are discarded;
-// a nil logger is an error.
+// "throttled", "overloaded"). A "throttled" record says which limit
+// refused in "limit" ("user_client": this user from this client address
+// group; "client": this address group, all users); an "overloaded" one
+// gives the attempt's place in the hash queue in "priority"
+// ("known_client", "clean_client", "clean_client_hot_user",
+// "failing_client", "failing_client_hot_user"). Records carry the user
+// name only when the user exists (an unknown name is often a password
+// typed in the wrong field) and never a password. Without this option
+// events are discarded; a nil logger is an error.
 func WithLogger(logger *slog.Logger) Option {
 	return Option{"WithLogger", func(s *settings) error {
 		if logger == nil {
@@ -142,10 +148,16 @@ func WithMinimumCost(bcryptCost int, argon2idMemoryKiB, argon2idPasses uint32) O
 
 // WithConcurrency allows at most hashes password hashes to be computed at
 // once (at least 1; default GOMAXPROCS) and at most queue callers to wait
-// for one (0 or more; default 4 × hashes, 0 refuses whoever finds every
-// slot busy). A caller beyond the queue is refused at once with
-// ErrOverloaded (the middleware answers 503 with Retry-After) instead of
-// piling up; a waiting caller gives up when its context is done.
+// for one (0 or more; default DefaultQueuePerHash × hashes, 0 refuses
+// whoever finds every slot busy). Waiting callers are served by priority
+// (see [WithThrottle]); when the queue is full, a caller of a better
+// priority than the worst waiting takes that one's place, and otherwise
+// is refused at once with ErrOverloaded (the middleware answers 503 with
+// Retry-After) instead of piling up. A waiting caller gives up when its
+// context is done. The queue should be larger than the number of
+// connections an attacker can keep open: failing attempts that wait cost
+// the server a goroutine each, but attempts refused at once come back at
+// once, from new addresses.
 func WithConcurrency(hashes, queue int) Option {
 	return Option{"WithConcurrency", func(s *settings) error {
 		if hashes < 1 || queue < 0 {
@@ -179,13 +191,24 @@ func WithoutCache() Option {
 	}}
 }
 
-// WithThrottle limits failed attempts, separately per user name and per
-// client address (IPv4 address or IPv6 /64): burst failures (at least 1),
-// then one more per interval (positive). An attempt over the limit is
-// refused with ErrThrottled before any hash is computed (the middleware
-// answers 429 with Retry-After). Off by default. Note that it lets anyone
-// who knows a user name lock that user out for as long as they keep
-// failing.
+// WithThrottle limits failed attempts per client, where a client is an
+// IPv4 address or an IPv6 /64: burst failures (at least 1) per user name
+// from one client and 4 × burst over all names from one client, then one
+// more per interval (positive). An attempt over a limit is refused with
+// ErrThrottled before the success cache is looked at or any hash is
+// computed (the middleware answers 429 with Retry-After). Only
+// [Basic.Middleware] knows the client, so only it refuses.
+//
+// There is deliberately no limit that refuses by user name alone: anyone
+// who knows the name could keep the user locked out. Instead, whether or
+// not this option is given, failures are counted per user across all
+// clients (burst, or 10 without this option) and the count only orders
+// the queue for hash slots (see [WithConcurrency]): first a user logging
+// in from a client it succeeded from in the last 24 hours, then clients
+// with no failures the throttle remembers (users being guessed at from
+// many clients after the others), then the rest. A correct password in
+// the success cache is accepted without waiting for anything. Off by
+// default: without it nothing is refused with 429.
 func WithThrottle(burst int, interval time.Duration) Option {
 	return Option{"WithThrottle", func(s *settings) error {
 		if burst < 1 || interval <= 0 {

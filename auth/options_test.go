@@ -63,8 +63,8 @@ func TestOptionsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.realm != "lpsec" || b.cache == nil || b.cache.ttl != DefaultCacheTTL || b.cache.max != DefaultCacheSize ||
-		b.limiter != nil || b.minBcrypt != DefaultMinBcryptCost ||
-		b.minArgon2Work != DefaultMinArgon2idMemoryKiB*DefaultMinArgon2idPasses || cap(b.slots) < 1 || b.queue != 4*int64(cap(b.slots)) {
+		b.limiter == nil || b.limiter.refuse || b.minBcrypt != DefaultMinBcryptCost ||
+		b.minArgon2Work != DefaultMinArgon2idMemoryKiB*DefaultMinArgon2idPasses || b.gate.free < 1 || b.gate.limit != DefaultQueuePerHash*b.gate.free {
 		t.Fatalf("defaults: %+v", b)
 	}
 	clock := func() time.Time { return time.Unix(1e9, 0) }
@@ -73,8 +73,8 @@ func TestOptionsApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.realm != "r" || !b.now().Equal(clock()) || b.minBcrypt != 5 || b.minArgon2Work != 128 || cap(b.slots) != 3 || b.queue != 0 ||
-		b.cache != nil || b.limiter == nil || b.limiter.burst != 2 || len(b.proxies) != 1 || b.proxies[0] != netip.MustParsePrefix("10.0.0.0/8") {
+	if b.realm != "r" || !b.now().Equal(clock()) || b.minBcrypt != 5 || b.minArgon2Work != 128 || b.gate.free != 3 || b.gate.limit != 0 ||
+		b.cache != nil || !b.limiter.refuse || b.limiter.burst != 2 || len(b.proxies) != 1 || b.proxies[0] != netip.MustParsePrefix("10.0.0.0/8") {
 		t.Fatalf("options not applied: %+v", b)
 	}
 }
