@@ -52,6 +52,11 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 	if err != nil {
 		return cli.Usagef("--log-level: %v", err)
 	}
+	if o.LogRepeatInterval <= 0 {
+		return cli.Usagef("--log-repeat-interval must be positive")
+	}
+	log, flushLog := logx.Quiet(log, o.LogRepeatInterval)
+	defer flushLog(context.Background())
 	s, err := server.Start(ctx, o, log)
 	if err != nil {
 		return err

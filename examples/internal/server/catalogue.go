@@ -160,7 +160,20 @@ func (c *fileCatalogue) Get(_ context.Context, name string) (PatchInfo, []byte, 
 
 // pgCatalogue keeps patches in PostgreSQL so that every server sharing the
 // database serves the same set.
-type pgCatalogue struct{ db *sql.DB }
+type pgCatalogue struct {
+	db      *sql.DB
+	timeout time.Duration // bound on each call (--database-timeout)
+}
+
+// bound gives one database call its own deadline, so a frozen database
+// costs a request the timeout and a 503, never a hang (pgx closes the
+// connection when the deadline passes).
+func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
 
 func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lpsec_example_patches (
@@ -178,6 +191,8 @@ func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 }
 
 func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, data []byte) error {
+	ctx, cancel := bound(ctx, c.timeout)
+	defer cancel()
 	_, err := c.db.ExecContext(ctx, `INSERT INTO lpsec_example_patches (filename, sha256, kernel, version, signer, added, data)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (filename) DO UPDATE SET sha256 = $2, kernel = $3, version = $4, signer = $5, added = $6, data = $7`,
@@ -186,6 +201,8 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, data []byte) error {
 }
 
 func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
+	ctx, cancel := bound(ctx, c.timeout)
+	defer cancel()
 	rows, err := c.db.QueryContext(ctx, `SELECT filename, sha256, kernel, version, signer, added, length(data) FROM lpsec_example_patches ORDER BY filename`)
 	if err != nil {
 		return nil, err
@@ -203,6 +220,8 @@ func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
 }
 
 func (c *pgCatalogue) Get(ctx context.Context, name string) (PatchInfo, []byte, error) {
+	ctx, cancel := bound(ctx, c.timeout)
+	defer cancel()
 	var p PatchInfo
 	var data []byte
 	err := c.db.QueryRowContext(ctx, `SELECT filename, sha256, kernel, version, signer, added, data FROM lpsec_example_patches WHERE filename = $1`, name).

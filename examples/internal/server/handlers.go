@@ -54,7 +54,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
 
 	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
-	return s.recoverer(mux)
+	return s.recoverer(withSource(mux))
 }
 
 // recoverer turns a panic in a handler into a 500 and a log record, so

@@ -22,6 +22,8 @@ type Options struct {
 
 	DatabaseURL string
 	RootKeyKEK  string
+	// DatabaseTimeout bounds each database call (zero: 2 s).
+	DatabaseTimeout time.Duration
 
 	SigningCerts cli.StringList
 
@@ -37,6 +39,9 @@ type Options struct {
 
 	MaxPatchSize int64
 	LogLevel     string
+	// LogRepeatInterval: repeated warnings and errors are logged once per
+	// interval with a count (internal/ratelog); used by cmd server.
+	LogRepeatInterval time.Duration
 }
 
 // RegisterFlags binds o to fs.
@@ -61,4 +66,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.SyncInterval, "sync-interval", time.Hour, "how often to pull from --upstream-url ("+cli.DurationHelp+")")
 	fs.Int64Var(&o.MaxPatchSize, "max-patch-size", 64<<20, "largest patch tarball accepted, in `bytes`")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
+	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
+	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")
 }
