@@ -177,6 +177,24 @@ func TestPostgresOutageLogIsQuiet(t *testing.T) {
 	defer cancel()
 	fs := startFaultServer(t, ctx, "LPSEC_LOG_LEVEL=warn")
 
+	// A refused credential is logged with its source, but a flood from one
+	// source is rate-limited: 300 unknown tokens, 300 401s, at most a few
+	// lines (3 per source and interval; 6 allows for an interval boundary).
+	mark := len(fs.srv.stderr.String())
+	unknown := fs.calls(ctx)["unknown machine token"]
+	for range 300 {
+		var se *client.ServerError
+		if err := unknown(); !asServerError(err, &se) || se.Status != http.StatusUnauthorized {
+			t.Fatalf("unknown machine token: %v, want 401", err)
+		}
+	}
+	refusals := strings.Count(fs.srv.stderr.String()[mark:], `"event":"token_authn_failed"`)
+	if refusals == 0 || refusals > 6 || !strings.Contains(fs.srv.stderr.String()[mark:], `"source":"127.0.0.1"`) {
+		t.Errorf("300 refused tokens from one source logged %d token_authn_failed lines, want 1 to 6 naming the source:\n%s",
+			refusals, fs.srv.stderr.String()[mark:])
+	}
+	t.Logf("300 refused tokens from one source: %d log lines", refusals)
+
 	before := len(fs.srv.stderr.String())
 	fs.cluster.Stop()
 	end := time.Now().Add(outage)
