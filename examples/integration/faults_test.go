@@ -31,7 +31,7 @@ func startFaultServer(t *testing.T, ctx context.Context, env ...string) *faultSe
 	t.Helper()
 	fs := &faultServer{cluster: pgtest.StartCluster(t)}
 	f := getFixtures(t)
-	env = append([]string{"LPSEC_ADMIN_USERS=" + f.userSpec, "LPSEC_DATABASE_URL=" + fs.cluster.URL, "LPSEC_ROOT_KEY_KEK=" + randB64(32)}, env...)
+	env = append([]string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec, "LPSEC_SERVER_DATABASE_URL=" + fs.cluster.URL, "LPSEC_SERVER_ROOT_KEY_KEK=" + randB64(32)}, env...)
 	fs.srv = start(t, env, "server", serverArgs(f, filepath.Join(t.TempDir(), "server"))...)
 	var err error
 	if fs.admin, err = client.NewAdmin(fs.srv.URL, fs.srv.line(t, `CA in (\S+) \(`)); err != nil {
@@ -175,7 +175,7 @@ func TestPostgresOutageLogIsQuiet(t *testing.T) {
 	outage := outageLength(t)
 	ctx, cancel := context.WithTimeout(context.Background(), outage+120*time.Second)
 	defer cancel()
-	fs := startFaultServer(t, ctx, "LPSEC_LOG_LEVEL=warn")
+	fs := startFaultServer(t, ctx, "LPSEC_SERVER_LOG_LEVEL=warn")
 
 	// A refused credential is logged with its source, but a flood from one
 	// source is rate-limited: 300 unknown tokens, 300 401s, at most a few

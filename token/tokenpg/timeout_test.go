@@ -98,7 +98,9 @@ func TestPostgresFrozenAnswersWithinTimeout(t *testing.T) {
 		{"RevokeMachine", func(ctx context.Context) error { return s.RevokeMachine(ctx, m.ID) }},
 		{"RevokeSync", func(ctx context.Context) error { return s.RevokeSync(ctx, sy.ID) }},
 		{"ListRegistrations", func(ctx context.Context) error { _, err := s.ListRegistrations(ctx); return err }},
-		{"ListMachines", func(ctx context.Context) error { _, err := s.ListMachines(ctx); return err }},
+		{"ListMachines", func(ctx context.Context) error { _, _, err := s.ListMachines(ctx, "", 10); return err }},
+		{"ReleaseMachine", func(ctx context.Context) error { return s.ReleaseMachine(ctx, "m") }},
+		{"PruneMachines", func(ctx context.Context) error { _, err := s.PruneMachines(ctx); return err }},
 		{"ListSyncs", func(ctx context.Context) error { _, err := s.ListSyncs(ctx); return err }},
 	}
 	var worst time.Duration
