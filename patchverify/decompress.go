@@ -74,24 +74,13 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decompressor returns a reader of the decompressed data, all in process:
-// gzip and bzip2 from the standard library, xz from github.com/ulikunitz/xz
-// (its dictionary sizes checked first, see checkXZ) and zstd from
-// github.com/klauspost/compress/zstd (window bounded, one goroutine). The
-// callers bound the output.
+// decompressor returns a reader of the decompressed data held in data, all
+// in process: gzip and bzip2 from the standard library, xz from
+// github.com/ulikunitz/xz (its dictionary sizes checked first, see
+// checkXZ) and zstd from github.com/klauspost/compress/zstd (window
+// bounded, one goroutine). The callers bound the output.
 func decompressor(_ context.Context, c compression, data []byte, _ *settings) (io.ReadCloser, error) {
-	switch c {
-	case compNone:
-		return io.NopCloser(bytes.NewReader(data)), nil
-	case compGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%w: bad gzip header: %v", ErrUnsafeArchive, err)
-		}
-		return zr, nil
-	case compBzip2:
-		return io.NopCloser(bzip2.NewReader(bytes.NewReader(data))), nil
-	case compXZ:
+	if c == compXZ {
 		if err := checkXZ(data, maxXZDict); err != nil {
 			return nil, err
 		}
@@ -100,8 +89,27 @@ func decompressor(_ context.Context, c compression, data []byte, _ *settings) (i
 			return nil, fmt.Errorf("%w: bad xz stream: %v", ErrUnsafeArchive, err)
 		}
 		return io.NopCloser(xr), nil
+	}
+	return streamDecompressor(c, bytes.NewReader(data))
+}
+
+// streamDecompressor is decompressor for the formats whose decoders are
+// bounded without seeing the whole input first: all but xz, whose
+// dictionary sizes checkXZ reads from the stream's end.
+func streamDecompressor(c compression, r io.Reader) (io.ReadCloser, error) {
+	switch c {
+	case compNone:
+		return io.NopCloser(r), nil
+	case compGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad gzip header: %v", ErrUnsafeArchive, err)
+		}
+		return zr, nil
+	case compBzip2:
+		return io.NopCloser(bzip2.NewReader(r)), nil
 	case compZstd:
-		zr, err := zstd.NewReader(bytes.NewReader(data),
+		zr, err := zstd.NewReader(r,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(maxZstdWindow),
