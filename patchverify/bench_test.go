@@ -163,7 +163,7 @@ func BenchmarkVerifyPatch(b *testing.B) {
 }
 
 // BenchmarkVerifyPatchMemory reports VerifyPatch's allocation (B/op) for a
-// 16 MiB module in a tar and in a tar.gz, read from a file (hashed, then
+// 16 MiB module in a tar, in a tar.gz and as a .ko.xz, read from a file (hashed, then
 // read again: the tarball is never held) and from a reader that cannot
 // seek (held in memory, as every reader was before). The module is the
 // floor: Patch.Module is returned. Compare B/op with the "module" line.
@@ -176,6 +176,13 @@ func BenchmarkVerifyPatchMemory(b *testing.B) {
 	mod = signWith(b, mod[:16<<20], "vendor_rsa4096")
 	v := newTestVerifier(b, PolicyLivepatch, "vendor_rsa4096")
 	tarball := makeTar(b, file("metadata.json", testMetaJSON), file("livepatch_6_1_0_18_3.ko", mod))
+	var xzMod bytes.Buffer
+	xw, err := xz.NewWriter(&xzMod)
+	if err != nil {
+		b.Fatal(err)
+	}
+	xw.Write(mod)
+	xw.Close()
 	ctx := context.Background()
 	b.Run("module", func(b *testing.B) {
 		b.SetBytes(int64(len(mod)))
@@ -187,7 +194,11 @@ func BenchmarkVerifyPatchMemory(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		data []byte
-	}{{"tar", tarball}, {"tar.gz", gz(b, tarball)}} {
+	}{
+		{"tar", tarball},
+		{"tar.gz", gz(b, tarball)},
+		{"tar_ko.xz", makeTar(b, file("metadata.json", testMetaJSON), file("livepatch_6_1_0_18_3.ko.xz", xzMod.Bytes()))},
+	} {
 		path := b.TempDir() + "/patch"
 		if err := os.WriteFile(path, tc.data, 0o600); err != nil {
 			b.Fatal(err)

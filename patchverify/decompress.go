@@ -141,12 +141,17 @@ func readAllCapped(ctx context.Context, r io.Reader, limit int64, hint int64, wh
 }
 
 // decompressedSizeHint reads the size a gzip member's trailer (ISIZE,
-// modulo 4 GiB) or a zstd frame header states; it is only a hint.
+// modulo 4 GiB), a zstd frame header or an xz index states; it is only a
+// hint, and readAllCapped bounds it.
 func decompressedSizeHint(c compression, data []byte) int64 {
 	switch c {
 	case compGzip:
 		if len(data) >= 18 {
 			return int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+		}
+	case compXZ:
+		if n, err := xzSize(data, maxXZDict); err == nil {
+			return n
 		}
 	case compZstd:
 		var h zstd.Header
