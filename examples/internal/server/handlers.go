@@ -463,9 +463,11 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return PatchInfo{}, err
 	}
-	// patchverify.VerifyPatch holds the tarball and the module in memory
-	// (about twice the patch's size): one verification at a time keeps
-	// concurrent uploads and syncs from multiplying that.
+	// Given the file, patchverify.VerifyPatch reads it twice (hash, then
+	// tarball) and never holds it; it holds the tarball's files, the module
+	// among them (about the patch's size, up to --max-patch-size
+	// uncompressed): one verification at a time keeps concurrent uploads
+	// and syncs from multiplying that.
 	select {
 	case s.verifySem <- struct{}{}:
 	case <-ctx.Done():
@@ -485,7 +487,7 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	info, err := patchInfo(name, sum, head[:n], size, p)
 	p = nil
 	if size > 8<<20 {
-		// VerifyPatch's copies are garbage now: give a large patch's
+		// VerifyPatch's files are garbage now: give a large patch's
 		// pages back to the system at once rather than keep them.
 		debug.FreeOSMemory()
 	}
