@@ -54,6 +54,11 @@ type Options struct {
 
 	MaxPatchSize int64
 	LogLevel     string
+
+	// PutStepHook, when set, is called after each step of an upload into
+	// the file store (no --database-url) with the step's name, one of
+	// PutSteps: the crash tests kill the process there. Not a flag.
+	PutStepHook func(step string)
 }
 
 // RegisterFlags binds o to fs.
@@ -66,7 +71,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdminUsers, "admin-users", "", "admin users as `user:hash,...` (bcrypt $2y$10$... from `htpasswd -nbBC 10`, or argon2id PHC)")
 	fs.StringVar(&o.AdminUsersFile, "admin-users-file", "", "admin users as an htpasswd `file` (bcrypt or argon2id hashes only)")
 	fs.DurationVar(&o.AdminTTL, "admin-macaroon-ttl", 8*time.Hour, "lifetime of admin macaroons from /v1/admin/login (at most 240h; POST /v1/admin/logout ends one sooner)")
-	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it everything is kept in memory (patch files in --state-dir) and lost on restart")
+	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it patches persist in --state-dir (crash-safe) and the rest is kept in memory, lost on restart")
 	cli.Secret(fs, &o.RootKeyKEK, "root-key-kek", "key-encryption `key` for macaroon root keys in PostgreSQL: base64 of 32 bytes\n(`openssl rand -base64 32`); required with --database-url, the same on every instance")
 	fs.Var(&o.SigningCerts, "signing-cert", "certificate `file` (PEM) uploaded and synced patches must be signed by; repeatable")
 	fs.StringVar(&o.ContractsURL, "contracts-url", "", "https `URL` of the entitlement (contracts) service that discharges resource macaroons")

@@ -180,9 +180,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 			return nil, err
 		}
 	} else {
-		if s.cat, err = newFileCatalogue(filepath.Join(o.StateDir, "patches")); err != nil {
+		fc, err := openFileCatalogue(filepath.Join(o.StateDir, "patches"), log)
+		if err != nil {
 			return nil, err
 		}
+		fc.step = o.PutStepHook
+		s.cat = fc
 		s.reports = newMemReports()
 	}
 	if s.tokens, err = s.openTokens(ctx); err != nil {
@@ -282,7 +285,7 @@ func (s *Server) storeName() string {
 	if s.db != nil {
 		return "postgresql"
 	}
-	return "memory"
+	return "memory, patches in --state-dir"
 }
 
 func (s *Server) serverTLS() (*tls.Config, error) {
