@@ -55,6 +55,13 @@ type Options struct {
 	MaxPatchSize int64
 	LogLevel     string
 
+	// MaxConns and MaxConnsPerAddr bound the open client connections
+	// (0: automatic, see the flags); ProbeAddrs (IPs or CIDRs) may still
+	// reach /healthz and /readyz beyond them.
+	MaxConns        int
+	MaxConnsPerAddr int
+	ProbeAddrs      cli.StringList
+
 	// PutStepHook, when set, is called after each step of an upload into
 	// the file store (no --database-url) with the step's name, one of
 	// PutSteps: the crash tests kill the process there. Not a flag.
@@ -88,5 +95,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "how long SIGTERM lets requests in flight (downloads included) finish\nbefore cutting them ("+cli.DurationHelp+")")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "`address` (host:port) of a plain-HTTP listener serving Prometheus metrics at /metrics;\noff when empty. Keep it on a private interface")
 	fs.Int64Var(&o.MaxPatchSize, "max-patch-size", 64<<20, "largest patch tarball accepted, in `bytes`")
+	fs.IntVar(&o.MaxConns, "max-conns", 0, "most open client connections; at the limit the idle keep-alive connection of the\naddress holding the most is closed first, and a new one is refused only when none is idle\n(default 0: three quarters of the open-file limit, at most 10000)")
+	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 0, "most open connections from one IPv4 address or IPv6 /64 (default 0: a quarter of --max-conns)")
+	fs.Var(&o.ProbeAddrs, "probe-addr", "`address` or CIDR of health probes: beyond the connection limits it may still open a few\nconnections, which serve only /healthz and /readyz; repeatable")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
 }
