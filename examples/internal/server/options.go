@@ -24,6 +24,8 @@ type Options struct {
 
 	DatabaseURL string
 	RootKeyKEK  string
+	// DatabaseTimeout bounds each database call (zero: 2 s).
+	DatabaseTimeout time.Duration
 
 	SigningCerts cli.StringList
 
@@ -68,6 +70,10 @@ type Options struct {
 	// the file store (no --database-url) with the step's name, one of
 	// PutSteps: the crash tests kill the process there. Not a flag.
 	PutStepHook func(step string)
+
+	// LogRepeatInterval: repeated warnings and errors are logged once per
+	// interval with a count (internal/ratelog); used by cmd server.
+	LogRepeatInterval time.Duration
 }
 
 // RegisterFlags binds o to fs.
@@ -105,4 +111,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 0, "most open connections from one IPv4 address or IPv6 /64 (default 0: a quarter of --max-conns)")
 	fs.Var(&o.ProbeAddrs, "probe-addr", "`address` or CIDR of health probes: beyond the connection limits it may still open a few\nconnections, which serve only /healthz and /readyz; repeatable")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
+	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
+	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")
 }
