@@ -30,6 +30,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
 	"github.com/lpsec/lpsec/internal/kmodtest"
+	"github.com/lpsec/lpsec/internal/oidcop"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/patchverify"
 	"github.com/lpsec/lpsec/tlsconfig"
@@ -61,6 +62,8 @@ type demo struct {
 	contractToken             string
 
 	contracts *contracts.Service
+	idp       *oidcop.Provider
+	idpCA     string
 	a, b      *server.Server
 	closers   []func()
 	secrets   []string // must never appear in the event log
@@ -194,8 +197,23 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+	if !st.ok("start an OpenID provider (zitadel's example OP) on loopback TLS", func() (string, error) {
+		p, err := oidcop.New(ctx)
+		if err != nil {
+			return "", err
+		}
+		d.idp = p
+		d.closers = append(d.closers, p.Close)
+		d.idpCA = d.path("idp-ca.pem")
+		if err := os.WriteFile(d.idpCA, p.CACertPEM(), 0o644); err != nil {
+			return "", err
+		}
+		return p.Issuer + " (device client " + oidcop.DeviceClientID + ")", nil
+	}) {
+		return
+	}
 	var adminHash string
-	if !st.ok("start server A (memory store, contracts key pinned)", func() (string, error) {
+	if !st.ok("start server A (memory store, contracts key pinned, SSO via the provider)", func() (string, error) {
 		h, err := auth.HashPassword(d.adminPassword, auth.HashBcrypt(10))
 		if err != nil {
 			return "", err
@@ -205,6 +223,10 @@ func (d *demo) story(ctx context.Context) {
 		o.AdminUsers = adminUser + ":" + adminHash
 		o.ContractsURL = d.contracts.URL
 		o.ContractsPublicKey = d.contracts.PublicKey
+		o.OIDCIssuer = d.idp.Issuer
+		o.OIDCClientID = oidcop.DeviceClientID
+		o.OIDCAdminClaim = oidcop.GroupsClaim + "=" + oidcop.AdminGroup
+		o.OIDCCACerts = d.idpCA
 		s, err := server.Start(ctx, o, d.log.With("party", "server-a"))
 		if err != nil {
 			return "", err
@@ -235,6 +257,10 @@ func (d *demo) story(ctx context.Context) {
 		d.secrets = append(d.secrets, strings.TrimPrefix(lr.Header, "Macaroon "))
 		return fmt.Sprintf("for %s, valid until %s", lr.User, lr.Expires.Format("2006-01-02 15:04")), nil
 	}) {
+		return
+	}
+
+	if !d.ssoSteps(ctx) {
 		return
 	}
 
