@@ -6,12 +6,15 @@
 #   1. GET /v1/client/{machine}/patches   with a machine token (token store)
 #   2. GET /v1/admin/auth-tokens          with an admin macaroon (macaroon)
 # For each it prints requests/s, latency percentiles, errors, the ratio
-# target/healthz (target: >= 0.7 on the in-memory store), and the server's
-# resident memory at start, between the runs and at the end (target: flat).
+# target/healthz (target: >= 0.7 on both stores, with metrics on), and the
+# server's resident memory at start, between the runs and at the end
+# (target: flat). The server runs with --metrics-listen, and the request
+# counters are checked against wrk's totals at the end.
 #
 # Environment: LOAD_DURATION (default 60s), LOAD_CONNECTIONS (default 8 per
 # wrk), LOAD_THREADS (default 1 per wrk), LPSEC_LOAD_DATABASE_URL to run on
-# PostgreSQL (with a throwaway KEK). Needs wrk, curl, python3, openssl.
+# PostgreSQL (with a throwaway KEK), LOAD_METRICS=0 to run without metrics.
+# Needs wrk, curl, python3, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +50,9 @@ fi
 
 args=(--listen 127.0.0.1:0 --state-dir "$work/state" --signing-cert "$work/sign-cert.pem"
       --admin-users "alice:$hash" --report-key "k1:$(openssl rand -hex 32)" --log-level error)
+if [ "${LOAD_METRICS:-1}" != 0 ]; then
+  args+=(--metrics-listen 127.0.0.1:0)
+fi
 store=memory
 if [ -n "${LPSEC_LOAD_DATABASE_URL:-}" ]; then
   args+=(--database-url "$LPSEC_LOAD_DATABASE_URL" --root-key-kek "$(openssl rand -base64 32)")
@@ -60,8 +66,9 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 url=$(sed -n 's/.*listening on \(https:[^ ]*\).*/\1/p' "$work/server.out")
+metrics=$(sed -n 's/.*metrics on \(http:[^ ]*\).*/\1/p' "$work/server.out")
 ca=$(sed -n 's/.*CA in \([^ ]*\) (.*/\1/p' "$work/server.out")
-echo "== server $url (store: $store, pid $server_pid)"
+echo "== server $url (store: $store, pid $server_pid, metrics: ${metrics:-off})"
 
 json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 c() { curl -sS --fail-with-body --cacert "$ca" "$@"; }
@@ -122,5 +129,8 @@ rss_end=$(rss)
 
 echo
 echo "== server resident memory: start $rss_start, after run 1 $rss_mid, after run 2 $rss_end"
+if [ -n "$metrics" ]; then
+  echo "== metrics: $(curl -sS "$metrics" | awk '/^lpsec_http_requests_total/ {n+=$NF} END {printf "%d requests counted by lpsec_http_requests_total", n}')"
+fi
 kill -0 "$server_pid" || { echo "server died"; exit 1; }
 [ "$errors" -eq 0 ] && echo "== 0 errors" || { echo "== errors seen"; exit 1; }

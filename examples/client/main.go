@@ -9,7 +9,9 @@
 //	go run ./examples/client status
 //	go run ./examples/client machine-id --app-specific APPID
 //
-// Flags have LPSEC_* equivalents (--remote-server is LPSEC_REMOTE_SERVER).
+// Flags have LPSEC_CLIENT_* equivalents (--remote-server is
+// LPSEC_CLIENT_REMOTE_SERVER); --report-key can be read from a file
+// (--report-key-file).
 package main
 
 import (
@@ -202,7 +204,7 @@ func sendReport(ctx context.Context, args []string) error {
 	var c common
 	fs := cli.NewFlagSet("client report", "[flags]", "Sends a machine report. The machine ID goes only as HMAC-SHA256 under --report-key.")
 	c.flags(fs)
-	fs.StringVar(&c.cfg.ReportKey, "report-key", "", "the deployment's report `key` as ID:HEX (HEX: at least 32 bytes); secret: prefer $LPSEC_REPORT_KEY")
+	cli.Secret(fs, &c.cfg.ReportKey, "report-key", "the deployment's report `key` as ID:HEX (HEX: at least 32 bytes)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

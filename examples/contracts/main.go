@@ -7,7 +7,8 @@
 //
 //	go run ./examples/contracts --contract-tokens 0123456789abcdef-contract
 //
-// Flags have LPSEC_* equivalents (--contract-tokens is LPSEC_CONTRACT_TOKENS).
+// Flags have LPSEC_CONTRACTS_* equivalents (--contract-tokens is
+// LPSEC_CONTRACTS_CONTRACT_TOKENS).
 package main
 
 import (

@@ -9,7 +9,8 @@
 //
 //	go run ./examples/identity --users alice=0123456789abcdef-alice
 //
-// Flags have LPSEC_* equivalents (--users is LPSEC_USERS).
+// Flags have LPSEC_IDENTITY_* equivalents (--users is
+// LPSEC_IDENTITY_USERS).
 package main
 
 import (

@@ -20,7 +20,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 			t.Errorf("%s -h: exit %d, stdout %q", name, r.code, r.stdout)
 		}
 		if name == "server" || name == "contracts" || name == "identity" {
-			if !strings.Contains(r.stdout, "$LPSEC_LISTEN") {
+			if !strings.Contains(r.stdout, "$LPSEC_"+strings.ToUpper(name)+"_LISTEN") {
 				t.Errorf("%s -h does not name the environment variables", name)
 			}
 		}
@@ -59,8 +59,8 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"no signing cert", nil, base, []string{"--signing-cert is required"}},
 		{"SHA-1 htpasswd hash", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="), []string{"--admin-users", "alice"}},
 		{"plaintext password", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:hunter2hunter2"), []string{"--admin-users", "alice"}},
-		{"bad env duration", []string{"LPSEC_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"LPSEC_SYNC_INTERVAL"}},
-		{"database without KEK", []string{"LPSEC_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
+		{"bad env duration", []string{"LPSEC_SERVER_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"$LPSEC_SERVER_SYNC_INTERVAL", `"soon"`, "want a Go duration"}},
+		{"database without KEK", []string{"LPSEC_SERVER_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
 		{"http contracts URL", nil, append(base, "--signing-cert", f.cert, "--contracts-url", "http://127.0.0.1:1", "--contracts-public-key", "x"), []string{"--contracts"}},
 		{"http identity URL", nil, append(base, "--signing-cert", f.cert, "--identity-url", "http://127.0.0.1:1", "--identity-public-key", "x"), []string{"--identity-url must be an https URL"}},
 		{"identity URL without key", nil, append(base, "--signing-cert", f.cert, "--identity-url", "https://127.0.0.1:1"), []string{"--identity-url and --identity-public-key go together"}},

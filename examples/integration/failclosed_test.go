@@ -23,7 +23,7 @@ func TestPostgresFailsClosed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	srv := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec, "LPSEC_DATABASE_URL=" + cluster.URL, "LPSEC_ROOT_KEY_KEK=" + randB64(32)},
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec, "LPSEC_SERVER_DATABASE_URL=" + cluster.URL, "LPSEC_SERVER_ROOT_KEY_KEK=" + randB64(32)},
 		"server", serverArgs(f, filepath.Join(dir, "server"))...)
 	admin, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))
 	if err != nil {
@@ -74,7 +74,11 @@ func TestPostgresFailsClosed(t *testing.T) {
 		}
 	}
 	if _, err := admin.Get(ctx, "/healthz"); err != nil {
-		t.Errorf("healthz with the database down: %v", err)
+		t.Errorf("healthz (liveness) with the database down: %v", err)
+	}
+	// Readiness is honest: 503, naming the database.
+	if code, r := getReady(t, ctx, admin); code != http.StatusServiceUnavailable || r.Ready || r.Checks["database"] != "PostgreSQL does not answer" {
+		t.Errorf("readyz with the database down: %d %+v", code, r)
 	}
 
 	cluster.Start()
@@ -82,6 +86,9 @@ func TestPostgresFailsClosed(t *testing.T) {
 	for {
 		err := list()
 		if err == nil {
+			if code, r := getReady(t, ctx, admin); code != http.StatusOK {
+				t.Errorf("readyz once the database is back: %d %+v", code, r)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

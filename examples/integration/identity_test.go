@@ -43,9 +43,9 @@ func TestIdentityLogin(t *testing.T) {
 	dir := t.TempDir()
 	aliceSecret, mallorySecret := "alice-"+randHex(12), "mallory-"+randHex(12)
 	// mallory is known to the identity service but is no admin of the server.
-	idp := start(t, []string{"LPSEC_USERS=alice=" + aliceSecret + ",mallory=" + mallorySecret},
+	idp := start(t, []string{"LPSEC_IDENTITY_USERS=alice=" + aliceSecret + ",mallory=" + mallorySecret},
 		"identity", "--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "identity"))
-	srv := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec}, "server",
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server",
 		append(serverArgs(f, filepath.Join(dir, "server")), "--identity-url", idp.URL,
 			"--identity-public-key", idp.line(t, `public key (\S+) `))...)
 	ca := bundle(t, dir, srv.line(t, `CA in (\S+) \(`), idp.line(t, `CA in (\S+)`))

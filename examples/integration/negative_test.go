@@ -62,7 +62,7 @@ func TestNegative(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	contractsD := start(t, nil, "contracts", "--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "contracts"), "--contract-tokens", "contract-"+randHex(8))
-	srv := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec, "LPSEC_REPORT_KEY=k1:" + randHex(32)}, "server",
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec, "LPSEC_SERVER_REPORT_KEY=k1:" + randHex(32)}, "server",
 		append(serverArgs(f, filepath.Join(dir, "server")), "--max-patch-size", "1048576",
 			"--contracts-url", contractsD.URL, "--contracts-public-key", contractsD.line(t, `public key (\S+) `))...)
 	admin, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))

@@ -33,9 +33,9 @@ func runReportsOwnMachine(t *testing.T, db string) {
 	defer cancel()
 	dir := t.TempDir()
 	reportKey := "k1:" + randHex(32)
-	env := []string{"LPSEC_ADMIN_USERS=" + f.userSpec, "LPSEC_REPORT_KEY=" + reportKey}
+	env := []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec, "LPSEC_SERVER_REPORT_KEY=" + reportKey}
 	if db != "" {
-		env = append(env, "LPSEC_DATABASE_URL="+db, "LPSEC_ROOT_KEY_KEK="+randB64(32))
+		env = append(env, "LPSEC_SERVER_DATABASE_URL="+db, "LPSEC_SERVER_ROOT_KEY_KEK="+randB64(32))
 	}
 	srv := start(t, env, "server", serverArgs(f, filepath.Join(dir, "server"))...)
 	admin, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))

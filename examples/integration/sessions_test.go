@@ -102,9 +102,9 @@ func runSessions(t *testing.T, db string) {
 		}
 	}
 	writeUsers(f.userSpec, "bob:"+bobHash)
-	env := []string{"LPSEC_ADMIN_USERS_FILE=" + usersFile}
+	env := []string{"LPSEC_SERVER_ADMIN_USERS_FILE=" + usersFile}
 	if db != "" {
-		env = append(env, "LPSEC_DATABASE_URL="+db, "LPSEC_ROOT_KEY_KEK="+randB64(32))
+		env = append(env, "LPSEC_SERVER_DATABASE_URL="+db, "LPSEC_SERVER_ROOT_KEY_KEK="+randB64(32))
 	}
 	var servers []*daemon
 	servers = append(servers, start(t, env, "server", serverArgs(f, filepath.Join(dir, "a"))...))
@@ -289,7 +289,7 @@ func TestSessionsSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, []string{"LPSEC_ADMIN_USERS_FILE=" + usersFile}, "server", serverArgs(f, filepath.Join(dir, "server"))...)
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS_FILE=" + usersFile}, "server", serverArgs(f, filepath.Join(dir, "server"))...)
 	a, err := client.NewAdmin(srv.URL, srv.line(t, `CA in (\S+) \(`))
 	if err != nil {
 		t.Fatal(err)

@@ -122,19 +122,19 @@ func serverArgs(f *fixtures, state string) []string {
 	return []string{"--listen", "127.0.0.1:0", "--state-dir", state, "--signing-cert", f.cert}
 }
 
-// serverEnv passes some settings through LPSEC_* variables, which is
+// serverEnv passes some settings through LPSEC_SERVER_* variables, which is
 // part of the command-line contract.
 func (d *deployment) serverEnv(f *fixtures) []string {
-	env := []string{"LPSEC_REPORT_KEY=" + d.reportKey, "LPSEC_LOG_LEVEL=info"}
+	env := []string{"LPSEC_SERVER_REPORT_KEY=" + d.reportKey, "LPSEC_SERVER_LOG_LEVEL=info"}
 	if d.db != "" {
-		env = append(env, "LPSEC_ADMIN_USERS="+f.userSpec, "LPSEC_DATABASE_URL="+d.db, "LPSEC_ROOT_KEY_KEK="+d.kek)
+		env = append(env, "LPSEC_SERVER_ADMIN_USERS="+f.userSpec, "LPSEC_SERVER_DATABASE_URL="+d.db, "LPSEC_SERVER_ROOT_KEY_KEK="+d.kek)
 	} else {
 		// The in-memory story reads the users from an htpasswd file.
 		file := filepath.Join(d.dir, "admins.htpasswd")
 		if err := os.WriteFile(file, []byte("# admins\n\n"+f.userSpec+"\n"), 0o600); err != nil {
 			panic(err)
 		}
-		env = append(env, "LPSEC_ADMIN_USERS_FILE="+file)
+		env = append(env, "LPSEC_SERVER_ADMIN_USERS_FILE="+file)
 	}
 	return env
 }
@@ -321,7 +321,7 @@ func runStory(t *testing.T, db string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := start(t, []string{"LPSEC_ADMIN_USERS=" + f.userSpec},
+	down := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec},
 		"server", append(serverArgs(f, filepath.Join(d.dir, "downstream")), "--upstream-url", d.a.URL,
 			"--upstream-sync-token", sync.Token, "--upstream-ca-certs", d.caBundle)...)
 	dadmin, err := client.NewAdmin(down.URL, down.line(t, `CA in (\S+) \(`))

@@ -82,7 +82,7 @@ func TestAdminLoginDuringFlood(t *testing.T) {
 	}
 	wg.Wait()
 	dir := t.TempDir()
-	srv := start(t, []string{"LPSEC_ADMIN_USERS=" + strings.Join(spec, ","), "LPSEC_LOG_LEVEL=error"}, "server",
+	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + strings.Join(spec, ","), "LPSEC_SERVER_LOG_LEVEL=error"}, "server",
 		serverArgs(f, filepath.Join(dir, "server"))...)
 	pem, err := os.ReadFile(srv.line(t, `CA in (\S+) \(`))
 	if err != nil {

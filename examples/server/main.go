@@ -13,7 +13,12 @@
 // it, tokens, macaroon root keys, patches and reports live in PostgreSQL
 // and several instances can share the database.
 //
-// Flags have LPSEC_* equivalents: --listen is LPSEC_LISTEN, and so on.
+// Flags have LPSEC_SERVER_* equivalents: --listen is LPSEC_SERVER_LISTEN,
+// and so on; secrets can also be read from files (--root-key-kek-file).
+//
+// Signals: SIGTERM or SIGINT stop accepting connections and let requests
+// in flight finish for --shutdown-timeout (exit 0 when they all did);
+// SIGHUP reloads the admin users file and the signing certificates.
 package main
 
 import (
@@ -22,7 +27,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/logx"
@@ -40,10 +44,14 @@ Routes: POST /v1/admin/login (Basic) returns an admin macaroon; /v1/admin/auth-t
 /v1/admin/reports take it ("Authorization: Macaroon ..."). PUT /v1/client/{machine}
 registers a machine; GET /v1/client/{machine}/patches?kernel=..., POST
 /v1/client/{machine}/report take its machine token; GET /v1/patches/{filename} serves
-tarballs; GET /v1/sync/patches takes a sync token; GET /healthz. POST /v1/admin/logout
-ends the presented macaroon, POST /v1/admin/revocations ends a user's or everyone's.
-SIGHUP re-reads --admin-users-file.
-Security events are JSON log records on stderr with an "event" attribute.`)
+tarballs; GET /v1/sync/patches takes a sync token. POST /v1/admin/logout ends the
+presented macaroon, POST /v1/admin/revocations ends a user's or everyone's.
+GET /healthz is liveness, GET /readyz readiness (database, root keys under this KEK,
+signing certificates; 503 names what fails).
+Security events are JSON log records on stderr with an "event" attribute; with
+--metrics-listen they are also counted as Prometheus metrics.
+Signals: SIGTERM/SIGINT drain for --shutdown-timeout, then exit (0 if the drain completed);
+SIGHUP re-reads --admin-users-file (removed users' macaroons end) and --signing-cert.`)
 	o.RegisterFlags(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
@@ -52,6 +60,14 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 	if err != nil {
 		return cli.Usagef("--log-level: %v", err)
 	}
+	if err := cli.Positive("shutdown-timeout", o.ShutdownTimeout); err != nil {
+		return err
+	}
+	// SIGHUP is caught from before start-up: its default action would end
+	// the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s, err := server.Start(ctx, o, log)
 	if err != nil {
 		return err
@@ -61,24 +77,21 @@ Security events are JSON log records on stderr with an "event" attribute.`)
 	if s.CAFile != "" {
 		fmt.Printf("lpsec server: TLS certificate made by the CA in %s (clients: --ca-certs %s)\n", s.CAFile, s.CAFile)
 	}
-	fmt.Printf("lpsec server: listening on %s (store: %s)\n", s.URL, storeName(o))
-	// SIGHUP re-reads --admin-users-file (edits are also noticed at the
-	// next admin request); an unreadable file keeps the current users.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-wait:
+	if s.MetricsAddr != "" {
+		fmt.Printf("lpsec server: metrics on http://%s/metrics\n", s.MetricsAddr)
+	}
+	fmt.Printf("lpsec server: listening on %s (address %s, store: %s)\n", s.URL, s.Addr, storeName(o))
 	for {
 		select {
 		case <-hup:
-			_ = s.ReloadAdminUsers(ctx) // logged
+			_ = s.Reload(ctx) // logged; the old settings stay on an error
+			continue
 		case <-ctx.Done():
-			break wait
 		case <-s.Done():
-			break wait
 		}
+		break
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	return s.Close(sctx)
 }

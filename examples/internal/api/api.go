@@ -170,6 +170,10 @@ type UploadResponse struct {
 type SyncResponse struct {
 	Fetched int `json:"fetched"`
 	Known   int `json:"known"`
+	// Refused counts entries skipped (unsafe name, URL outside the
+	// allowed origins, failed verification, over a bound); each is logged
+	// as a sync_patch_refused event with its reason.
+	Refused int `json:"refused"`
 }
 
 // StoredReport is the last report of a machine, as GET /v1/admin/reports

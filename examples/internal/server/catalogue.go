@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -9,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,84 +42,158 @@ func ValidFilename(name string) bool {
 	return validFilename.MatchString(name) && !strings.Contains(name, "..")
 }
 
-// Catalogue stores verified patches. Implementations are safe for
-// concurrent use.
-type Catalogue interface {
-	Put(ctx context.Context, info PatchInfo, data []byte) error
-	List(ctx context.Context) ([]PatchInfo, error)
-	Get(ctx context.Context, filename string) (PatchInfo, []byte, error)
+// PatchReader is a stored tarball, read a piece at a time: downloads are
+// served from it with http.ServeContent (ranges included), never from a
+// whole in-memory copy.
+type PatchReader interface {
+	io.ReadSeeker
+	io.Closer
 }
 
-// fileCatalogue keeps the index in memory and, when dir is set, the
-// tarballs and index in dir so they survive a restart.
-type fileCatalogue struct {
-	dir string
-	mu  sync.RWMutex
-	idx map[string]PatchInfo
-	mem map[string][]byte // only when dir == ""
+// Catalogue stores verified patches. Implementations are safe for
+// concurrent use. The cost of every call grows with its answer, not with
+// the number of patches held: the machine poll (ListKernel) reads one
+// kernel's entries and an upload (Put) writes one entry.
+type Catalogue interface {
+	// Put records a verified patch whose bytes are the file f (read from
+	// its start). The file catalogue moves f into place; the caller
+	// removes f.Name() afterwards in any case.
+	Put(ctx context.Context, info PatchInfo, f *os.File) error
+	// List returns every patch, sorted by filename.
+	List(ctx context.Context) ([]PatchInfo, error)
+	// ListKernel returns the patches for one kernel, sorted by filename.
+	ListKernel(ctx context.Context, kernel string) ([]PatchInfo, error)
+	// Lookup returns one patch's entry.
+	Lookup(ctx context.Context, filename string) (PatchInfo, error)
+	// Open returns one patch's entry and its bytes; the caller closes
+	// the reader.
+	Open(ctx context.Context, filename string) (PatchInfo, PatchReader, error)
+	// Ping reports whether the storage answers (for /readyz).
+	Ping(ctx context.Context) error
 }
+
+// fileCatalogue keeps the index in memory and the tarballs, each with its
+// entry beside it (NAME.json), in dir, so they survive a restart and an
+// upload writes one entry, never the whole index.
+type fileCatalogue struct {
+	dir      string
+	mu       sync.RWMutex
+	idx      map[string]PatchInfo
+	byKernel map[string][]PatchInfo // each sorted by filename
+}
+
+const entrySuffix = ".json"
 
 func newFileCatalogue(dir string) (*fileCatalogue, error) {
-	c := &fileCatalogue{dir: dir, idx: map[string]PatchInfo{}, mem: map[string][]byte{}}
-	if dir == "" {
-		return c, nil
-	}
+	c := &fileCatalogue{dir: dir, idx: map[string]PatchInfo{}, byKernel: map[string][]PatchInfo{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return c, nil
+	// index.json is the single index of earlier versions: read once, its
+	// entries are rewritten one file each below.
+	var legacy []PatchInfo
+	if data, err := os.ReadFile(filepath.Join(dir, "index.json")); err == nil {
+		if err := json.Unmarshal(data, &legacy); err != nil {
+			return nil, fmt.Errorf("patch index %s: %w", filepath.Join(dir, "index.json"), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	var list []PatchInfo
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("patch index %s: %w", filepath.Join(dir, "index.json"), err)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range list {
+	defer root.Close()
+	for _, p := range legacy {
 		if ValidFilename(p.Filename) {
-			c.idx[p.Filename] = p
+			c.add(p)
+			if err := writeEntry(root, p); err != nil {
+				return nil, err
+			}
 		}
+	}
+	if legacy != nil {
+		if err := root.Remove("index.json"); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), entrySuffix)
+		if !ok || !ValidFilename(name) {
+			continue
+		}
+		data, err := root.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		var p PatchInfo
+		if err := json.Unmarshal(data, &p); err != nil || p.Filename != name {
+			return nil, fmt.Errorf("patch entry %s: not an entry for %s", filepath.Join(dir, e.Name()), name)
+		}
+		c.add(p)
 	}
 	return c, nil
 }
 
-func (c *fileCatalogue) Put(_ context.Context, info PatchInfo, data []byte) error {
+func writeEntry(root *os.Root, p PatchInfo) error {
+	js, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := p.Filename + entrySuffix + ".tmp"
+	if err := root.WriteFile(tmp, js, 0o600); err != nil {
+		return err
+	}
+	return root.Rename(tmp, p.Filename+entrySuffix)
+}
+
+// add records p in the index; c.mu must be held (or c not yet shared).
+func (c *fileCatalogue) add(p PatchInfo) {
+	if old, ok := c.idx[p.Filename]; ok {
+		list := c.byKernel[old.Kernel]
+		if i, found := slices.BinarySearchFunc(list, old.Filename, cmpFilename); found {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(c.byKernel, old.Kernel)
+		} else {
+			c.byKernel[old.Kernel] = list
+		}
+	}
+	c.idx[p.Filename] = p
+	list := c.byKernel[p.Kernel]
+	i, _ := slices.BinarySearchFunc(list, p.Filename, cmpFilename)
+	c.byKernel[p.Kernel] = slices.Insert(list, i, p)
+}
+
+func cmpFilename(p PatchInfo, name string) int { return strings.Compare(p.Filename, name) }
+
+func (c *fileCatalogue) Put(_ context.Context, info PatchInfo, f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dir == "" {
-		c.mem[info.Filename] = bytes.Clone(data)
-		c.idx[info.Filename] = info
-		return nil
+	// The tarball moves into place first: a crash between the two renames
+	// leaves a file without an entry (never served), not an entry without
+	// its file. Readers that opened the previous file keep reading it.
+	if err := os.Rename(f.Name(), filepath.Join(c.dir, info.Filename)); err != nil {
+		return err
 	}
 	root, err := os.OpenRoot(c.dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	tmp := info.Filename + ".tmp"
-	if err := root.WriteFile(tmp, data, 0o600); err != nil {
+	if err := writeEntry(root, info); err != nil {
 		return err
 	}
-	if err := root.Rename(tmp, info.Filename); err != nil {
-		return err
-	}
-	c.idx[info.Filename] = info
-	list := make([]PatchInfo, 0, len(c.idx))
-	for _, p := range c.idx {
-		list = append(list, p)
-	}
-	slices.SortFunc(list, func(a, b PatchInfo) int { return strings.Compare(a.Filename, b.Filename) })
-	js, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := root.WriteFile("index.json.tmp", js, 0o600); err != nil {
-		return err
-	}
-	return root.Rename("index.json.tmp", "index.json")
+	c.add(info)
+	return nil
 }
 
 func (c *fileCatalogue) List(context.Context) ([]PatchInfo, error) {
@@ -133,68 +207,190 @@ func (c *fileCatalogue) List(context.Context) ([]PatchInfo, error) {
 	return list, nil
 }
 
-// Get returns the stored bytes. They are served as stored: if someone
-// changes the file on disk, the client's hash check is what catches it.
-func (c *fileCatalogue) Get(_ context.Context, name string) (PatchInfo, []byte, error) {
+func (c *fileCatalogue) ListKernel(_ context.Context, kernel string) ([]PatchInfo, error) {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.byKernel[kernel]), nil
+}
+
+func (c *fileCatalogue) Lookup(_ context.Context, name string) (PatchInfo, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p, ok := c.idx[name]
+	if !ok {
+		return PatchInfo{}, ErrNoPatch
+	}
+	return p, nil
+}
+
+// Open returns the stored file. It is served as stored: if someone
+// changes the file on disk, the client's hash check is what catches it.
+func (c *fileCatalogue) Open(_ context.Context, name string) (PatchInfo, PatchReader, error) {
+	// The entry and the file are read under one lock, so a concurrent Put
+	// cannot pair the old entry (and its ETag) with the new bytes.
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	info, ok := c.idx[name]
-	data := c.mem[name]
-	c.mu.RUnlock()
 	if !ok {
 		return PatchInfo{}, nil, ErrNoPatch
-	}
-	if c.dir == "" {
-		return info, data, nil
 	}
 	root, err := os.OpenRoot(c.dir)
 	if err != nil {
 		return PatchInfo{}, nil, err
 	}
 	defer root.Close()
-	data, err = root.ReadFile(name)
+	f, err := root.Open(name)
 	if err != nil {
 		return PatchInfo{}, nil, err
 	}
-	return info, data, nil
+	return info, f, nil
 }
 
-// pgCatalogue keeps patches in PostgreSQL so that every server sharing the
-// database serves the same set.
-type pgCatalogue struct{ db *sql.DB }
-
-func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
-	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lpsec_example_patches (
-		filename text PRIMARY KEY,
-		sha256 text NOT NULL,
-		kernel text NOT NULL,
-		version text NOT NULL,
-		signer text NOT NULL,
-		added timestamptz NOT NULL,
-		data bytea NOT NULL)`)
-	if err != nil {
-		return nil, fmt.Errorf("patch catalogue: create table: %w", err)
-	}
-	return &pgCatalogue{db: db}, nil
-}
-
-func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, data []byte) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO lpsec_example_patches (filename, sha256, kernel, version, signer, added, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (filename) DO UPDATE SET sha256 = $2, kernel = $3, version = $4, signer = $5, added = $6, data = $7`,
-		p.Filename, p.SHA256, p.Kernel, p.Version, p.Signer, p.Added, data)
+func (c *fileCatalogue) Ping(context.Context) error {
+	_, err := os.Stat(c.dir)
 	return err
 }
 
-func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT filename, sha256, kernel, version, signer, added, length(data) FROM lpsec_example_patches ORDER BY filename`)
+// pgCatalogue keeps patches in PostgreSQL so that every server sharing the
+// database serves the same set. Tarballs are stored by SHA-256 in chunks
+// of pgChunkSize, written and read one chunk at a time, so no operation
+// holds a whole tarball in memory.
+//
+// The machine poll's per-kernel list is cached for pgKernelCacheTTL: a
+// fleet polling the same few kernels costs one query per kernel per TTL,
+// not one per request. An upload on this instance clears the cache; one on
+// another instance sharing the database shows within the TTL.
+type pgCatalogue struct {
+	db *sql.DB
+
+	mu    sync.Mutex
+	cache map[string]kernelEntry
+	ttl   time.Duration // pgKernelCacheTTL; 0 turns the cache off (benchmarks)
+	now   func() time.Time
+}
+
+type kernelEntry struct {
+	list    []PatchInfo
+	expires time.Time
+}
+
+const (
+	pgKernelCacheTTL  = time.Second
+	pgKernelCacheSize = 4096 // kernels; beyond it the cache starts over
+)
+
+// pgChunkSize bounds the memory one download or upload holds: 300
+// concurrent readers hold 300 chunks (bench/mem.sh).
+const pgChunkSize = 64 << 10
+
+func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
+	// lpsec_example_patches (one bytea per patch) of earlier versions is
+	// not read: it held whole tarballs in single values.
+	_, err := db.ExecContext(ctx, `
+		CREATE TABLE IF NOT EXISTS lpsec_example_patch_index (
+			filename text PRIMARY KEY,
+			sha256 text NOT NULL,
+			kernel text NOT NULL,
+			version text NOT NULL,
+			signer text NOT NULL,
+			size bigint NOT NULL,
+			added timestamptz NOT NULL);
+		CREATE INDEX IF NOT EXISTS lpsec_example_patch_index_kernel ON lpsec_example_patch_index (kernel, filename);
+		CREATE TABLE IF NOT EXISTS lpsec_example_patch_chunks (
+			sha256 text NOT NULL,
+			seq integer NOT NULL,
+			data bytea NOT NULL,
+			PRIMARY KEY (sha256, seq));`)
+	if err != nil {
+		return nil, fmt.Errorf("patch catalogue: create tables: %w", err)
+	}
+	return &pgCatalogue{db: db, cache: map[string]kernelEntry{}, ttl: pgKernelCacheTTL, now: time.Now}, nil
+}
+
+func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// Concurrent uploads of the same content serialise here instead of
+	// failing on the chunks' primary key.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, p.SHA256); err != nil {
+		return err
+	}
+	var have bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lpsec_example_patch_chunks WHERE sha256 = $1)`, p.SHA256).Scan(&have); err != nil {
+		return err
+	}
+	if !have {
+		buf := make([]byte, pgChunkSize)
+		for seq := 0; ; seq++ {
+			n, rerr := io.ReadFull(f, buf)
+			if n > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_example_patch_chunks (sha256, seq, data) VALUES ($1, $2, $3)`, p.SHA256, seq, buf[:n]); err != nil {
+					return err
+				}
+			}
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				break
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+	}
+	var old sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT sha256 FROM lpsec_example_patch_index WHERE filename = $1 FOR UPDATE`, p.Filename).Scan(&old); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_example_patch_index (filename, sha256, kernel, version, signer, size, added)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (filename) DO UPDATE SET sha256 = $2, kernel = $3, version = $4, signer = $5, size = $6, added = $7`,
+		p.Filename, p.SHA256, p.Kernel, p.Version, p.Signer, p.Size, p.Added); err != nil {
+		return err
+	}
+	// The replaced content goes once no entry names it (a download of it
+	// in flight then fails rather than mixing two tarballs).
+	if old.Valid && old.String != p.SHA256 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lpsec_example_patch_chunks WHERE sha256 = $1
+			AND NOT EXISTS (SELECT 1 FROM lpsec_example_patch_index WHERE sha256 = $1)`, old.String); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	clear(c.cache)
+	c.mu.Unlock()
+	return nil
+}
+
+const pgColumns = `filename, sha256, kernel, version, signer, size, added`
+
+func scanInfo(sc interface{ Scan(...any) error }) (PatchInfo, error) {
+	var p PatchInfo
+	err := sc.Scan(&p.Filename, &p.SHA256, &p.Kernel, &p.Version, &p.Signer, &p.Size, &p.Added)
+	return p, err
+}
+
+func (c *pgCatalogue) query(ctx context.Context, q string, args ...any) ([]PatchInfo, error) {
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []PatchInfo
+	out := []PatchInfo{}
 	for rows.Next() {
-		var p PatchInfo
-		if err := rows.Scan(&p.Filename, &p.SHA256, &p.Kernel, &p.Version, &p.Signer, &p.Added, &p.Size); err != nil {
+		p, err := scanInfo(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -202,20 +398,132 @@ func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
 	return out, rows.Err()
 }
 
-func (c *pgCatalogue) Get(ctx context.Context, name string) (PatchInfo, []byte, error) {
-	var p PatchInfo
-	var data []byte
-	err := c.db.QueryRowContext(ctx, `SELECT filename, sha256, kernel, version, signer, added, data FROM lpsec_example_patches WHERE filename = $1`, name).
-		Scan(&p.Filename, &p.SHA256, &p.Kernel, &p.Version, &p.Signer, &p.Added, &data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return PatchInfo{}, nil, ErrNoPatch
+func (c *pgCatalogue) List(ctx context.Context) ([]PatchInfo, error) {
+	return c.query(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index ORDER BY filename`)
+}
+
+func (c *pgCatalogue) ListKernel(ctx context.Context, kernel string) ([]PatchInfo, error) {
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.cache[kernel]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return slices.Clone(e.list), nil
 	}
+	list, err := c.query(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index WHERE kernel = $1 ORDER BY filename`, kernel)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.cache) >= pgKernelCacheSize {
+		clear(c.cache)
+	}
+	c.cache[kernel] = kernelEntry{list: list, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
+	return slices.Clone(list), nil
+}
+
+func (c *pgCatalogue) Lookup(ctx context.Context, name string) (PatchInfo, error) {
+	p, err := scanInfo(c.db.QueryRowContext(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index WHERE filename = $1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return PatchInfo{}, ErrNoPatch
+	}
+	return p, err
+}
+
+func (c *pgCatalogue) Open(ctx context.Context, name string) (PatchInfo, PatchReader, error) {
+	p, err := c.Lookup(ctx, name)
 	if err != nil {
 		return PatchInfo{}, nil, err
 	}
-	p.Size = int64(len(data))
-	return p, data, nil
+	return p, &pgReader{ctx: ctx, db: c.db, sha: p.SHA256, size: p.Size, chunk: -1}, nil
 }
+
+func (c *pgCatalogue) Ping(ctx context.Context) error { return c.db.PingContext(ctx) }
+
+// pgReader reads a stored tarball one chunk (one short query) at a time,
+// holding no connection between reads: a slow reader costs one chunk of
+// memory and no database connection.
+type pgReader struct {
+	ctx   context.Context
+	db    *sql.DB
+	sha   string
+	size  int64
+	pos   int64
+	chunk int64 // index of buf's chunk, -1 for none
+	buf   []byte
+}
+
+// errChunkMissing is a tarball replaced while being read.
+var errChunkMissing = errors.New("server: patch content changed while being read")
+
+func (r *pgReader) Read(p []byte) (int, error) {
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	want := r.pos / pgChunkSize
+	if want != r.chunk {
+		if err := r.load(want); err != nil {
+			return 0, err
+		}
+	}
+	off := r.pos - r.chunk*pgChunkSize
+	if off >= int64(len(r.buf)) {
+		return 0, errChunkMissing
+	}
+	n := copy(p, r.buf[off:])
+	r.pos += int64(n)
+	return n, nil
+}
+
+// load reads chunk seq into r.buf, reusing its memory: a download
+// allocates one chunk buffer, not one per chunk.
+func (r *pgReader) load(seq int64) error {
+	r.chunk = -1
+	rows, err := r.db.QueryContext(r.ctx, `SELECT data FROM lpsec_example_patch_chunks WHERE sha256 = $1 AND seq = $2`, r.sha, seq)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errChunkMissing
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return err
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, 0, pgChunkSize)
+	}
+	r.buf = append(r.buf[:0], raw...)
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	r.chunk = seq
+	return nil
+}
+
+func (r *pgReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return 0, errors.New("server: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("server: negative position")
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+func (r *pgReader) Close() error { r.buf = nil; return nil }
 
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)

@@ -3,11 +3,15 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -20,10 +24,8 @@ import (
 // Handler returns the server's routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 
 	// Admin: Basic once, for a macaroon; then one operation per endpoint.
 	mux.Handle("POST /v1/admin/login", s.admin.users.refreshing(s.admin.wrap(http.HandlerFunc(s.login))))
@@ -55,7 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
 
 	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
-	return s.recoverer(mux)
+	return s.instrument(s.recoverer(mux))
 }
 
 // recoverer turns a panic in a handler into a 500 and a log record, so
@@ -337,16 +339,17 @@ func (s *Server) clientPatches(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "query parameter kernel (uname -r) is required, at most 128 bytes")
 		return
 	}
-	list, err := s.cat.List(r.Context())
+	// Only this kernel's entries are read: the cost of a poll grows with
+	// its answer, not with the catalogue.
+	list, err := s.cat.ListKernel(r.Context(), kernel)
 	if err != nil {
+		s.storeError("catalogue", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch catalogue unavailable")
 		return
 	}
-	out := api.PatchList{Patches: []api.Patch{}}
+	out := api.PatchList{Patches: make([]api.Patch, 0, len(list))}
 	for _, p := range list {
-		if p.Kernel == kernel {
-			out.Patches = append(out.Patches, s.entry(p))
-		}
+		out.Patches = append(out.Patches, s.entry(p))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -356,29 +359,60 @@ func (s *Server) entry(p PatchInfo) api.Patch {
 		Version: p.Version, Kernel: p.Kernel}
 }
 
+// download serves a stored tarball with http.ServeContent: ranges,
+// If-None-Match against the ETag (the SHA-256) and HEAD, read a piece at a
+// time from the file or the database, never whole into memory.
 func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("filename")
 	if !ValidFilename(name) {
 		writeError(w, http.StatusNotFound, "not_found", "no such patch")
 		return
 	}
-	_, data, err := s.cat.Get(r.Context(), name)
+	info, rc, err := s.cat.Open(r.Context(), name)
 	if errors.Is(err, ErrNoPatch) {
 		writeError(w, http.StatusNotFound, "not_found", "no such patch")
 		return
 	}
 	if err != nil {
+		s.storeError("catalogue", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch store unavailable")
 		return
 	}
+	defer rc.Close()
+	// Each range of a multi-range request is a seek and, on PostgreSQL, a
+	// query: more than maxRanges gets the whole tarball instead, so an
+	// unauthenticated request cannot cost a query per byte.
+	if rg := r.Header.Get("Range"); strings.Count(rg, ",") >= maxRanges {
+		r.Header.Del("Range")
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	_, _ = w.Write(data)
+	w.Header().Set("ETag", `"`+info.SHA256+`"`)
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", info.Added, rc)
+	s.patchServed(cw.n)
 }
+
+// maxRanges bounds the ranges of one download request.
+const maxRanges = 4
+
+// countingWriter counts the body bytes written, for the metrics.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (s *Server) listAllPatches(w http.ResponseWriter, r *http.Request) {
 	list, err := s.cat.List(r.Context())
 	if err != nil {
+		s.storeError("catalogue", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "patch catalogue unavailable")
 		return
 	}
@@ -398,8 +432,17 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_filename", "query parameter filename must name a .tar, .tar.bz2, .tar.gz or .tar.xz file without path")
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxPatchSize))
+	// The body goes to a temporary file while it is hashed: an upload
+	// holds no copy of the tarball in memory on its way to verification.
+	f, err := s.tempFile()
 	if err != nil {
+		s.storeError("incoming", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot store an upload now")
+		return
+	}
+	defer removeTemp(f)
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), http.MaxBytesReader(w, r.Body, s.opts.MaxPatchSize)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("patch larger than %d bytes", s.opts.MaxPatchSize))
@@ -408,12 +451,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "reading the patch failed")
 		return
 	}
-	sum := sha256Hex(data)
+	sum := hex.EncodeToString(h.Sum(nil))
 	if want := r.Header.Get("X-Patch-SHA256"); want != "" && !strings.EqualFold(want, sum) {
 		writeError(w, http.StatusBadRequest, "checksum_mismatch", "the patch's SHA-256 is not X-Patch-SHA256")
 		return
 	}
-	info, err := s.verifyAndStore(r.Context(), name, sum, data)
+	info, err := s.verifyAndStore(r.Context(), name, sum, f)
 	if err != nil {
 		s.log.Warn("patch upload refused", "event", "patch_upload_refused", "filename", name, "reason", err.Error())
 		status := http.StatusUnprocessableEntity
@@ -427,19 +470,55 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, api.UploadResponse{Patch: s.entry(info), Signer: info.Signer})
 }
 
-// verifyAndStore runs the whole client-side pipeline on a patch (hash,
-// tarball, module signature) before it is recorded: a server never serves
-// what it has not verified.
-func (s *Server) verifyAndStore(ctx context.Context, name, sum string, data []byte) (PatchInfo, error) {
-	p, err := patchverify.VerifyPatch(ctx, bytes.NewReader(data), sum, s.verifier, patchverify.WithMaxPatchSize(s.opts.MaxPatchSize))
+// tempFile is a new file in --state-dir/incoming, for an upload or a
+// synced patch on its way to verification.
+func (s *Server) tempFile() (*os.File, error) {
+	return os.CreateTemp(s.incoming, "patch-*")
+}
+
+func removeTemp(f *os.File) {
+	f.Close()
+	_ = os.Remove(f.Name()) // gone already when the file catalogue moved it into place
+}
+
+// verifyAndStore runs the whole client-side pipeline on a patch in f
+// (hash, tarball, module signature) before it is recorded: a server never
+// serves what it has not verified.
+func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.File) (PatchInfo, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return PatchInfo{}, err
+	}
+	// patchverify.VerifyPatch holds the tarball and the module in memory
+	// (about twice the patch's size): one verification at a time keeps
+	// concurrent uploads and syncs from multiplying that.
+	select {
+	case s.verifySem <- struct{}{}:
+	case <-ctx.Done():
+		return PatchInfo{}, ctx.Err()
+	}
+	defer func() { <-s.verifySem }()
+	p, err := patchverify.VerifyPatch(ctx, f, sum, s.verifier.Load(), patchverify.WithMaxPatchSize(s.opts.MaxPatchSize))
 	if err != nil {
 		return PatchInfo{}, err
 	}
-	info, err := patchInfo(name, sum, data, p)
+	size := int64(0)
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	head := make([]byte, 6)
+	n, _ := f.ReadAt(head, 0)
+	info, err := patchInfo(name, sum, head[:n], size, p)
+	p = nil
+	if size > 8<<20 {
+		// VerifyPatch's copies are garbage now: give a large patch's
+		// pages back to the system at once rather than keep them.
+		debug.FreeOSMemory()
+	}
 	if err != nil {
 		return PatchInfo{}, err
 	}
-	if err := s.cat.Put(ctx, info, data); err != nil {
+	if err := s.cat.Put(ctx, info, f); err != nil {
+		s.storeError("catalogue", err)
 		return PatchInfo{}, fmt.Errorf("storing the patch: %w", err)
 	}
 	return info, nil
@@ -468,7 +547,7 @@ var ErrNoMetadata = errors.New("patch has no metadata.json (kernel, flavour, ver
 
 // patchInfo describes a verified patch; without a filename it names it as
 // live-patch services do: livepatch-<kernel>-<flavour>-<ver>-<arch>.tar.<c>.
-func patchInfo(name, sum string, data []byte, p *patchverify.Patch) (PatchInfo, error) {
+func patchInfo(name, sum string, data []byte, size int64, p *patchverify.Patch) (PatchInfo, error) {
 	m := p.Metadata
 	if m == nil || m.Kernel == "" {
 		return PatchInfo{}, ErrNoMetadata
@@ -497,5 +576,5 @@ func patchInfo(name, sum string, data []byte, p *patchverify.Patch) (PatchInfo, 
 		signer = cn
 	}
 	return PatchInfo{Filename: name, SHA256: sum, Kernel: kernel, Version: strconv.Itoa(m.Version),
-		Size: int64(len(data)), Signer: signer, Added: time.Now().UTC()}, nil
+		Size: size, Signer: signer, Added: time.Now().UTC()}, nil
 }

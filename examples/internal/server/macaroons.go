@@ -36,6 +36,8 @@ func EntitlementCondition(machine string) string { return "entitled-machine " + 
 
 type macaroons struct {
 	svc          *lpmac.Service
+	rootKeys     lpmac.RootKeyStore // for start-up and /readyz checks
+	kekID        string             // public id of --root-key-kek, "" in memory
 	ttl          time.Duration
 	contractsURL string
 	identityURL  string // "": no identity service (identity.go)
@@ -53,6 +55,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 	var (
 		store   lpmac.RootKeyStore
 		revoked lpmac.RevocationStore
+		kekID   string
 	)
 	if db != nil {
 		if o.RootKeyKEK == "" {
@@ -73,6 +76,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 			return nil, fmt.Errorf("macaroon root keys: migrate: %w", err)
 		}
 		store = ps
+		kekID = kek.ID()
 		// Admin requests are few: one indexed query each makes a logout
 		// or revocation on one instance refused at once on all of them.
 		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), lpmac.WithoutRevocationCache())
@@ -95,7 +99,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 	}
 	opts := []lpmac.Option{lpmac.WithMaxTTL(lpmac.DefaultMaxTTL), lpmac.WithLogger(log),
 		lpmac.WithRevocations(revoked), lpmac.WithCheckUser(checkUser)}
-	m := &macaroons{ttl: o.AdminTTL, log: log}
+	m := &macaroons{ttl: o.AdminTTL, log: log, rootKeys: store, kekID: kekID}
 	if o.ContractsURL != "" {
 		u, err := url.Parse(o.ContractsURL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {

@@ -38,6 +38,23 @@ type Options struct {
 	UpstreamCACerts   string
 	SyncInterval      time.Duration
 
+	// TLSHostnames are extra names and addresses for the generated TLS
+	// certificate.
+	TLSHostnames cli.StringList
+
+	// SyncAllowOrigins are origins besides the upstream's that patch URLs
+	// of its listing may point to; SyncMaxPatches and SyncMaxBytes bound
+	// what one sync fetches.
+	SyncAllowOrigins cli.StringList
+	SyncMaxPatches   int
+	SyncMaxBytes     int64
+
+	// ShutdownTimeout is how long SIGTERM lets requests in flight finish
+	// (the binary's; Close takes a context).
+	ShutdownTimeout time.Duration
+	// MetricsListen is the address of the Prometheus listener; empty: off.
+	MetricsListen string
+
 	MaxPatchSize int64
 	LogLevel     string
 }
@@ -53,17 +70,23 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdminUsersFile, "admin-users-file", "", "admin users as an htpasswd `file` (bcrypt or argon2id hashes only)")
 	fs.DurationVar(&o.AdminTTL, "admin-macaroon-ttl", 8*time.Hour, "lifetime of admin macaroons from /v1/admin/login (at most 240h; POST /v1/admin/logout ends one sooner)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it everything is kept in memory (patch files in --state-dir) and lost on restart")
-	fs.StringVar(&o.RootKeyKEK, "root-key-kek", "", "key-encryption `key` for macaroon root keys in PostgreSQL: base64 of 32 bytes\n(`openssl rand -base64 32`); required with --database-url, the same on every instance.\nSecret: prefer the environment variable, command lines are visible to other local users")
+	cli.Secret(fs, &o.RootKeyKEK, "root-key-kek", "key-encryption `key` for macaroon root keys in PostgreSQL: base64 of 32 bytes\n(`openssl rand -base64 32`); required with --database-url, the same on every instance")
 	fs.Var(&o.SigningCerts, "signing-cert", "certificate `file` (PEM) uploaded and synced patches must be signed by; repeatable")
 	fs.StringVar(&o.ContractsURL, "contracts-url", "", "https `URL` of the entitlement (contracts) service that discharges resource macaroons")
 	fs.StringVar(&o.ContractsPublicKey, "contracts-public-key", "", "the entitlement service's public `key` (base64, as its /publickey shows), pinned")
 	fs.StringVar(&o.IdentityURL, "identity-url", "", "https `URL` of an identity service (single sign-on) whose discharges name admins\nwho log in at POST /v1/admin/login/identity; they must still be in the admin users")
 	fs.StringVar(&o.IdentityPublicKey, "identity-public-key", "", "the identity service's public `key` (base64, as its /publickey shows), pinned")
-	fs.StringVar(&o.ReportKey, "report-key", "", "deployment `keys` clients hash machine IDs under, as ID:HEX (HEX: at least 32 bytes);\ncomma-separated, current key first, then previous ones still accepted.\nWithout it machine reports are refused. Secret: prefer the environment variable")
+	cli.Secret(fs, &o.ReportKey, "report-key", "deployment `keys` clients hash machine IDs under, as ID:HEX (HEX: at least 32 bytes);\ncomma-separated, current key first, then previous ones still accepted.\nWithout it machine reports are refused")
 	fs.StringVar(&o.UpstreamURL, "upstream-url", "", "https `URL` of an upstream server to pull patches from (verified before they are served)")
-	fs.StringVar(&o.UpstreamSyncToken, "upstream-sync-token", "", "sync `token` issued by the upstream server's admin (secret: prefer the environment variable)")
+	cli.Secret(fs, &o.UpstreamSyncToken, "upstream-sync-token", "sync `token` issued by the upstream server's admin")
 	fs.StringVar(&o.UpstreamCACerts, "upstream-ca-certs", "", "extra CA certificates `file` (PEM) for the upstream server")
 	fs.DurationVar(&o.SyncInterval, "sync-interval", time.Hour, "how often to pull from --upstream-url ("+cli.DurationHelp+")")
+	fs.Var(&o.SyncAllowOrigins, "sync-allow-origin", "https `origin` (https://HOST[:PORT]) besides --upstream-url's that the upstream's patch URLs\nmay point to; repeatable. Patch URLs elsewhere are skipped and never contacted")
+	fs.IntVar(&o.SyncMaxPatches, "sync-max-patches", DefaultSyncMaxPatches, "most new patches one sync fetches (the rest wait for the next sync)")
+	fs.Int64Var(&o.SyncMaxBytes, "sync-max-bytes", DefaultSyncMaxBytes, "most `bytes` one sync downloads")
+	fs.Var(&o.TLSHostnames, "tls-hostnames", "extra `names` (DNS names or IP addresses) for the generated TLS certificate;\nrepeatable (comma-separated in the environment)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "how long SIGTERM lets requests in flight (downloads included) finish\nbefore cutting them ("+cli.DurationHelp+")")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "`address` (host:port) of a plain-HTTP listener serving Prometheus metrics at /metrics;\noff when empty. Keep it on a private interface")
 	fs.Int64Var(&o.MaxPatchSize, "max-patch-size", 64<<20, "largest patch tarball accepted, in `bytes`")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
 }

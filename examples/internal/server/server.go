@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
@@ -42,19 +43,31 @@ type Server struct {
 	// CAFile is the generated CA certificate, when the server made its own
 	// TLS certificate; empty with --tls-cert.
 	CAFile string
+	// MetricsAddr is the metrics listener's address, with --metrics-listen.
+	MetricsAddr string
 
 	ln       net.Listener
 	http     *http.Server
 	db       *sql.DB
 	cat      Catalogue
-	verifier *patchverify.Verifier
-	tokens   token.Store
-	tmw      *token.Middleware
-	reports  reportStore
-	admin    *adminAuth
-	mac      *macaroons
-	ident    *identity
-	upstream *http.Client
+	incoming string // --state-dir/incoming: uploads and synced patches being verified
+	verifier atomic.Pointer[patchverify.Verifier]
+	// verifySem admits one patch verification at a time.
+	verifySem chan struct{}
+	tokens    token.Store
+	tmw       *token.Middleware
+	reports   reportStore
+	admin     *adminAuth
+	mac       *macaroons
+	ident     *identity
+	upstream  *http.Client
+	// syncOrigins are the origins a sync may fetch from: the upstream's
+	// and --sync-allow-origin's.
+	syncOrigins map[string]bool
+
+	metrics  *metrics
+	inFlight atomic.Int64 // requests being served
+	served   atomic.Int64 // requests completed
 
 	// entitled is a registration token of this process, never shown to
 	// anyone: machines whose resource macaroon the entitlement service
@@ -79,7 +92,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: o, log: log, done: make(chan struct{})}
+	s := &Server{opts: o, log: log, done: make(chan struct{}), verifySem: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			s.closeStorage()
@@ -106,25 +119,46 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if o.MaxPatchSize <= 0 {
 		return nil, cli.Usagef("--max-patch-size must be positive")
 	}
+	if o.SyncMaxPatches < 0 || o.SyncMaxBytes < 0 {
+		return nil, cli.Usagef("--sync-max-patches and --sync-max-bytes must be positive")
+	}
+	if o.SyncMaxPatches == 0 {
+		o.SyncMaxPatches = DefaultSyncMaxPatches
+	}
+	if o.SyncMaxBytes == 0 {
+		o.SyncMaxBytes = DefaultSyncMaxBytes
+	}
+	s.opts = o
+	if err := checkListen(o); err != nil {
+		return nil, err
+	}
 	if o.StateDir == "" {
 		return nil, cli.Usagef("--state-dir must not be empty")
 	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
+	// Leftovers of uploads cut short by a crash are never verified
+	// patches: start from an empty directory.
+	s.incoming = filepath.Join(o.StateDir, "incoming")
+	if err := os.RemoveAll(s.incoming); err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	if err := os.MkdirAll(s.incoming, 0o700); err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	if s.metrics, err = newMetrics(); err != nil {
+		return nil, err
+	}
+	log = slog.New(s.metrics.slogHandler(log.Handler()))
+	s.log = log
 
 	// Patch signature trust: only the pinned certificates.
-	var pinned []*x509.Certificate
-	for _, f := range o.SigningCerts {
-		certs, err := pki.ReadCerts(f)
-		if err != nil {
-			return nil, fmt.Errorf("--signing-cert: %w", err)
-		}
-		pinned = append(pinned, certs...)
+	v, err := loadVerifier(o.SigningCerts)
+	if err != nil {
+		return nil, err
 	}
-	if s.verifier, err = patchverify.NewVerifier(pinned); err != nil {
-		return nil, fmt.Errorf("--signing-cert: %w", err)
-	}
+	s.verifier.Store(v)
 
 	// Storage.
 	if o.DatabaseURL != "" {
@@ -196,6 +230,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		}
 	}
 	s.admin.users.mu.Unlock()
+	// A KEK that cannot open the root keys already in the database would
+	// start a server whose every login fails: refuse now, saying why.
+	if err := s.checkRootKeys(ctx); err != nil {
+		s.ln.Close()
+		return nil, err
+	}
 	if o.ContractsURL != "" {
 		if err := s.issueEntitledToken(ctx); err != nil {
 			s.ln.Close()
@@ -203,12 +243,18 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		}
 	}
 	if o.UpstreamURL != "" {
-		if s.upstream, err = newUpstreamClient(o, log); err != nil {
+		if s.upstream, err = s.newUpstreamClient(o, log); err != nil {
 			s.ln.Close()
 			return nil, err
 		}
 	}
 
+	if o.MetricsListen != "" {
+		if s.MetricsAddr, err = s.metrics.listen(o.MetricsListen, log); err != nil {
+			s.ln.Close()
+			return nil, err
+		}
+	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         serverTLS,
@@ -249,7 +295,8 @@ func (s *Server) serverTLS() (*tls.Config, error) {
 		if err != nil {
 			return nil, cli.Usagef("--listen: %v", err)
 		}
-		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		hosts := append([]string{}, s.opts.TLSHostnames...)
+		hosts = append(hosts, "localhost", "127.0.0.1", "::1")
 		if host != "" && host != "localhost" && host != "127.0.0.1" && host != "::1" && host != "0.0.0.0" && host != "::" {
 			hosts = append([]string{host}, hosts...)
 		}
@@ -259,6 +306,9 @@ func (s *Server) serverTLS() (*tls.Config, error) {
 		f, err := pki.EnsureServerTLS(filepath.Join(s.opts.StateDir, "tls"), hosts)
 		if err != nil {
 			return nil, fmt.Errorf("creating a TLS certificate in --state-dir: %w", err)
+		}
+		if err := coverHosts(f, hosts, s.log); err != nil {
+			return nil, err
 		}
 		cert, key, s.CAFile = f.Cert, f.Key, f.CACert
 	}
@@ -270,22 +320,130 @@ func (s *Server) serverTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Close stops serving (letting requests in flight finish until ctx ends)
-// and closes storage.
+// Close stops accepting connections, lets requests in flight finish until
+// ctx ends (--shutdown-timeout), then closes storage. It logs the start
+// and the end of the drain with counts; it returns an error when requests
+// were still in flight at the deadline.
 func (s *Server) Close(ctx context.Context) error {
+	start := time.Now()
+	served := s.served.Load()
+	s.log.Info("shutting down: no new connections, draining requests in flight", "event", "server_shutdown_started",
+		"in_flight", s.inFlight.Load())
 	s.stop()
 	err := s.http.Shutdown(ctx)
+	var left int64
+	completed := s.served.Load() - served
+	if err != nil {
+		// The deadline passed: count, then cut what is left.
+		left = s.inFlight.Load()
+		_ = s.http.Close()
+	}
 	<-s.done
+	if s.metrics != nil {
+		s.metrics.close()
+	}
 	if s.entitledID != "" {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = s.tokens.RevokeRegistration(rctx, s.entitledID)
 		cancel()
 	}
 	s.closeStorage()
-	if err == nil {
-		err = s.serveErr
+	if err != nil {
+		s.log.Error("shutdown: drain deadline passed, requests cut", "event", "server_shutdown_done",
+			"completed", completed, "cut", left, "duration", time.Since(start).String())
+		return fmt.Errorf("shutdown: %d requests still in flight after the drain timeout: %w", left, err)
 	}
-	return err
+	s.log.Info("shutdown complete", "event", "server_shutdown_done",
+		"completed", completed, "cut", 0, "duration", time.Since(start).String())
+	return s.serveErr
+}
+
+// Reload re-reads what SIGHUP reloads: the admin users file (removed
+// users are refused at once, their macaroons included) and the signing
+// certificates (the TLS certificate files are re-read by tlsconfig when
+// they change). On an error the current settings stay.
+func (s *Server) Reload(ctx context.Context) error {
+	v, err := loadVerifier(s.opts.SigningCerts)
+	if err != nil {
+		s.log.Error("reload refused", "event", "server_reload_failed", "error", err.Error())
+		return err
+	}
+	if err := s.ReloadAdminUsers(ctx); err != nil {
+		s.log.Error("reload refused", "event", "server_reload_failed", "error", err.Error())
+		return err
+	}
+	s.verifier.Store(v)
+	s.log.Info("reloaded admin users and signing certificates", "event", "server_reloaded")
+	return nil
+}
+
+func loadVerifier(files []string) (*patchverify.Verifier, error) {
+	var pinned []*x509.Certificate
+	for _, f := range files {
+		certs, err := pki.ReadCerts(f)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-cert: %w", err)
+		}
+		pinned = append(pinned, certs...)
+	}
+	v, err := patchverify.NewVerifier(pinned)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-cert: %w", err)
+	}
+	return v, nil
+}
+
+// checkListen refuses a wildcard --listen without --public-url: patch URLs
+// would name an address no client can reach.
+func checkListen(o Options) error {
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return cli.Usagef("--listen: %v; want HOST:PORT", err)
+	}
+	if o.PublicURL != "" {
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return cli.Usagef("--listen %s is a wildcard address and patch URLs need a name clients can reach: "+
+			"pass --public-url https://HOSTNAME:%s (and, with the generated certificate, --tls-hostnames HOSTNAME)", o.Listen, port)
+	}
+	return nil
+}
+
+// coverHosts makes sure the certificate kept in --state-dir/tls names
+// every host (--tls-hostnames may have grown since it was made): if not,
+// a new one is issued by the same CA, so clients keep their --ca-certs.
+func coverHosts(f *pki.ServerFiles, hosts []string, log *slog.Logger) error {
+	certs, err := pki.ReadCerts(f.Cert)
+	if err != nil || len(certs) == 0 {
+		return fmt.Errorf("TLS certificate in --state-dir: %v", err)
+	}
+	var missing []string
+	for _, h := range hosts {
+		if certs[0].VerifyHostname(h) != nil {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ca, err := pki.ReadCerts(f.CACert)
+	if err != nil || len(ca) == 0 {
+		return fmt.Errorf("TLS CA in --state-dir: %v", err)
+	}
+	key, err := pki.ReadKey(f.CAKey)
+	if err != nil {
+		return fmt.Errorf("TLS CA key in --state-dir: %w", err)
+	}
+	srv, err := pki.IssueServer(&pki.Pair{Cert: ca[0], Key: key}, hosts, 365*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("issuing a TLS certificate for %v: %w", hosts, err)
+	}
+	if err := srv.Write(f.Cert, f.Key); err != nil {
+		return fmt.Errorf("writing the TLS certificate in --state-dir: %w", err)
+	}
+	log.Info("new TLS certificate for added host names", "event", "tls_cert_issued", "hosts", strings.Join(hosts, ","))
+	return nil
 }
 
 // ReloadAdminUsers re-reads --admin-users-file (SIGHUP): removed users are

@@ -35,7 +35,7 @@ func (s *Server) currentCatalogue() ([]byte, *patchverify.Catalogue, error) {
 	}
 	// Verified again, expiry aside: the file is this server's, but a
 	// catalogue is served only as it was accepted.
-	c, err := patchverify.VerifyCatalogue(data, s.verifier, patchverify.WithClock(func() time.Time { return time.Time{} }))
+	c, err := patchverify.VerifyCatalogue(data, s.verifier.Load(), patchverify.WithClock(func() time.Time { return time.Time{} }))
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored catalogue: %w", err)
 	}
@@ -54,7 +54,7 @@ func (s *Server) storeCatalogue(signed []byte) (*patchverify.Catalogue, error) {
 	if cur != nil {
 		opts = append(opts, patchverify.WithMinCatalogueVersion(cur.Version))
 	}
-	c, err := patchverify.VerifyCatalogue(signed, s.verifier, opts...)
+	c, err := patchverify.VerifyCatalogue(signed, s.verifier.Load(), opts...)
 	if err != nil {
 		return nil, err
 	}
