@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery"
 	"github.com/go-macaroon-bakery/macaroon-bakery/v3/bakery/checkers"
+	"github.com/go-macaroon-bakery/macaroon-bakery/v3/httpbakery"
 	"gopkg.in/macaroon.v2"
 )
 
@@ -574,4 +576,39 @@ func FuzzIdentityDeclaration(f *testing.F) {
 			t.Fatalf("second declaration: err = %v; want ErrUntrustedDeclaration", err)
 		}
 	})
+}
+
+// The bakery's own httpbakery client (a peer this package did not write)
+// gets an identity login discharged by NewIdentityDischarger, and the
+// bakery's checker reads the declared user from the discharge as lpsec
+// does.
+func TestIdentityDischargeWithHTTPBakeryClient(t *testing.T) {
+	ctx := context.Background()
+	f := newIDFixture(t)
+	srv := httptest.NewTLSServer(f.idDis)
+	t.Cleanup(srv.Close)
+	svc, err := NewService("https://lpsec.example", f.svc.key, f.store, WithIdentityProvider(srv.URL, &f.idpKey.Public), WithClock(f.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := svc.MintIdentityLogin(ctx, srv.URL, 0, opAdminRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := httpbakery.NewClient()
+	c.Client = srv.Client()
+	c.Client.Jar, _ = cookiejar.New(nil)
+	ms, err := c.DischargeAll(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := svc.Verify(ctx, []macaroon.Slice{ms}, opAdminRead)
+	if err != nil || g.User != "alice" {
+		t.Fatalf("grant %+v, err %v", g, err)
+	}
+	// The bakery infers the same declarations from the discharge.
+	got := checkers.InferDeclared(nil, ms[1:])
+	if got["username"] != "alice" || got["groups"] != "admins ops" {
+		t.Fatalf("bakery infers %v", got)
+	}
 }
