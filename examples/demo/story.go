@@ -27,6 +27,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/contracts"
+	"github.com/lpsec/lpsec/examples/internal/identity"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
 	"github.com/lpsec/lpsec/internal/kmodtest"
@@ -61,10 +62,13 @@ type demo struct {
 	contractToken             string
 
 	contracts *contracts.Service
-	a, b      *server.Server
-	closers   []func()
-	secrets   []string // must never appear in the event log
-	logFile   string
+	identity  *identity.Service
+	// identitySecret is the admin's bearer secret at the identity service.
+	identitySecret string
+	a, b           *server.Server
+	closers        []func()
+	secrets        []string // must never appear in the event log
+	logFile        string
 }
 
 func (d *demo) cleanup() {
@@ -194,8 +198,11 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+	if !st.ok("start the identity service (single sign-on stand-in) on loopback TLS", func() (string, error) { return d.startIdentity(ctx) }) {
+		return
+	}
 	var adminHash string
-	if !st.ok("start server A (memory store, contracts key pinned)", func() (string, error) {
+	if !st.ok("start server A (memory store, contracts and identity keys pinned)", func() (string, error) {
 		h, err := auth.HashPassword(d.adminPassword, auth.HashBcrypt(10))
 		if err != nil {
 			return "", err
@@ -205,6 +212,8 @@ func (d *demo) story(ctx context.Context) {
 		o.AdminUsers = adminUser + ":" + adminHash
 		o.ContractsURL = d.contracts.URL
 		o.ContractsPublicKey = d.contracts.PublicKey
+		o.IdentityURL = d.identity.URL
+		o.IdentityPublicKey = d.identity.PublicKey
 		s, err := server.Start(ctx, o, d.log.With("party", "server-a"))
 		if err != nil {
 			return "", err
@@ -237,6 +246,8 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+
+	d.identitySteps(ctx, admin)
 
 	var regToken *api.IssuedToken
 	if !st.ok("admin issues a registration token (one use)", func() (string, error) {
