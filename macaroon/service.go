@@ -54,8 +54,9 @@ type Service struct {
 
 // Grant is what a verified macaroon authorizes.
 type Grant struct {
-	// User is the identity declared when a login macaroon was minted, or
-	// "" for a resource macaroon. A holder can never set or change it.
+	// User is the identity declared when a login macaroon was minted (or,
+	// for MintIdentityLogin, by the pinned identity provider's discharge),
+	// or "" for a resource macaroon. A holder can never set or change it.
 	User string
 	// Ops are all the operations the macaroon grants (a superset of those
 	// the request asked for).
@@ -210,8 +211,10 @@ func (s *Service) VerifyRequest(ctx context.Context, r *http.Request, ops ...bak
 //
 // Every first-party caveat must be understood: time-before anywhere, and
 // "declared username" only as the first caveat of the primary macaroon,
-// where minting puts it. Anything else, including a declared caveat a holder
-// appended, denies the request: nothing is ignored.
+// where MintLogin puts it, or (username and groups) at the front of the
+// identity provider's discharge of a MintIdentityLogin macaroon. Anything
+// else, including a declared caveat a holder or another third party wrote
+// (ErrUntrustedDeclaration), denies the request: nothing is ignored.
 func (s *Service) Verify(ctx context.Context, mss []Slice, ops ...bakery.Op) (*Grant, error) {
 	g, err := s.verify(ctx, mss, ops)
 	if err != nil {
