@@ -83,13 +83,20 @@ func ExampleMemoryStore_Register() {
 	reg, _, _ := store.IssueRegistration(ctx, token.Registration{Tier: "stable", Name: "lab", Uses: token.Unlimited})
 
 	first, _, _ := store.Register(ctx, reg, "machine-a")
-	second, _, _ := store.Register(ctx, reg, "machine-a")
 
+	// Another machine presenting the same name (a cloned VM, or someone
+	// holding the fleet token) cannot take it over...
+	_, _, err = store.Register(ctx, reg, "machine-a")
+	fmt.Println(errors.Is(err, token.ErrMachineTaken))
+
+	// ...but the holder of the current machine token can rotate it.
+	second, _, _ := store.Register(ctx, reg, "machine-a", token.WithCurrentToken(first))
 	_, err = store.AuthenticateMachine(ctx, first)
 	fmt.Println(errors.Is(err, token.ErrRevoked))
 	_, err = store.AuthenticateMachine(ctx, second)
 	fmt.Println(err)
 	// Output:
+	// true
 	// true
 	// <nil>
 }

@@ -51,7 +51,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.mtok, _ = mustRegister(t, f.store, f.reg, "m1")
 	f.revoked, _ = mustRegister(t, f.store, f.reg, "m2")
-	mustRegister(t, f.store, f.reg, "m2") // replaces f.revoked
+	if _, _, err := f.store.Register(ctx, f.reg, "m2", WithCurrentToken(f.revoked)); err != nil { // replaces f.revoked
+		t.Fatal(err)
+	}
 	f.stok, _, err = f.store.IssueSync(ctx, Sync{Tier: "stable", Name: "mirror"})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,9 @@ package token
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,20 +15,43 @@ import (
 // MemoryStore is a Store in process memory, for tests, single-instance
 // servers and development. Its contents are lost on exit and not shared
 // between processes; use tokenpg.Store for anything else.
+//
+// Size: one record per issued registration and sync token, and per machine
+// name at most 1+KeepReplaced machine records (about 400 bytes each) until
+// PruneMachines removes revoked ones after the retention. Authentication
+// takes a read lock (a write lock once a minute per token, to record
+// LastSeen); ListMachines holds the read lock only while it copies one
+// page, so listing never stalls authentication for longer than that.
 type MemoryStore struct {
 	cfg core.Settings
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	regs     map[core.Digest]*Registration
-	machines map[core.Digest]*Machine
+	machines map[core.Digest]*memMachine
 	syncs    map[core.Digest]*Sync
-	live     map[string]core.Digest // machine name -> its live machine token
+	live     map[string]core.Digest   // machine name -> its live machine token
+	history  map[string][]*memMachine // machine name -> its records, oldest first
+	order    []*memMachine            // registration order; nil where pruned
+	seqs     []int64                  // order's sequence numbers, for the cursor search
+	seq      int64                    // last sequence number given
+	holes    int                      // nil entries in order
+}
+
+// memMachine is a machine record with what only the store sees.
+type memMachine struct {
+	rec        Machine
+	seq        int64
+	revokedAt  time.Time
+	retryKey   core.Digest
+	hasKey     bool
+	retryUntil time.Time
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore. Options: WithClock,
-// WithLogger, WithMachineLifetime; any other is ErrInvalidOption.
+// WithLogger, WithMachineLifetime, WithRetryWindow, WithMachineRetention;
+// any other is ErrInvalidOption.
 func NewMemoryStore(opts ...Option) (*MemoryStore, error) {
 	cfg, err := core.Build("NewMemoryStore", core.ForStores, opts)
 	if err != nil {
@@ -35,9 +60,10 @@ func NewMemoryStore(opts ...Option) (*MemoryStore, error) {
 	return &MemoryStore{
 		cfg:      cfg,
 		regs:     make(map[core.Digest]*Registration),
-		machines: make(map[core.Digest]*Machine),
+		machines: make(map[core.Digest]*memMachine),
 		syncs:    make(map[core.Digest]*Sync),
 		live:     make(map[string]core.Digest),
+		history:  make(map[string][]*memMachine),
 	}, nil
 }
 
@@ -74,8 +100,8 @@ func (s *MemoryStore) AuthenticateRegistration(ctx context.Context, tok string) 
 		return Registration{}, err
 	}
 	now := s.cfg.Clock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	r, ok := s.regs[d]
 	if !ok {
 		return Registration{}, ErrUnknown
@@ -87,9 +113,13 @@ func (s *MemoryStore) AuthenticateRegistration(ctx context.Context, tok string) 
 }
 
 // Register implements Store.
-func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine string) (string, Machine, error) {
+func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine string, opts ...RegisterOption) (string, Machine, error) {
 	if err := ctx.Err(); err != nil {
 		return "", Machine{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	p, err := core.BuildRegister(opts)
+	if err != nil {
+		return "", Machine{}, err
 	}
 	rd, tok, md, err := core.PrepareRegister(registrationToken, machine)
 	if err != nil {
@@ -104,30 +134,219 @@ func (s *MemoryStore) Register(ctx context.Context, registrationToken, machine s
 		core.LogRegisterFailed(ctx, s.cfg.Log, rd, ErrUnknown)
 		return "", Machine{}, ErrUnknown
 	}
-	if err := core.RegistrationState(r.Revoked, r.ValidUntil, r.UsesLeft, now); err != nil {
+	// A retry takes no use, so an exhausted token may still retry; revoked
+	// and expired ones may not.
+	if err := core.State(r.Revoked, r.ValidUntil, now); err != nil {
 		s.mu.Unlock()
 		core.LogRegisterFailed(ctx, s.cfg.Log, rd, err)
 		return "", Machine{}, err
 	}
-	if r.UsesLeft > 0 {
-		r.UsesLeft--
+	liveRec := s.liveLocked(machine)
+	dec := core.Decide(liveRec, p, r.ID, "", now)
+	if dec != core.Retry && r.UsesLeft == 0 {
+		s.mu.Unlock()
+		core.LogRegisterFailed(ctx, s.cfg.Log, rd, ErrExhausted)
+		return "", Machine{}, ErrExhausted
 	}
-	old, replaced := s.live[machine]
-	if replaced {
-		s.machines[old].Revoked = true
+	if dec == core.Taken {
+		s.mu.Unlock()
+		core.LogTaken(ctx, s.cfg.Log, "registration", liveRec.ID)
+		return "", Machine{}, ErrMachineTaken
+	}
+	if dec != core.Retry && r.UsesLeft > 0 {
+		r.UsesLeft--
 	}
 	m := Machine{ID: md.String(), Machine: machine, Tier: r.Tier, Registration: r.ID,
 		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
-	stored := m
-	s.machines[md] = &stored
-	s.live[machine] = md
+	s.insertLocked(m, md, p, liveRec, dec, now)
 	s.mu.Unlock()
 
 	core.LogRegistered(ctx, s.cfg.Log, rd, md)
-	if replaced {
-		core.LogReplaced(ctx, s.cfg.Log, old, md)
-	}
+	logReplacement(ctx, s.cfg.Log, liveRec, dec, md)
 	return tok, m, nil
+}
+
+// RegisterExternal implements Store.
+func (s *MemoryStore) RegisterExternal(ctx context.Context, ext External, machine string, opts ...RegisterOption) (string, Machine, error) {
+	if err := ctx.Err(); err != nil {
+		return "", Machine{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	p, err := core.BuildRegister(opts)
+	if err != nil {
+		return "", Machine{}, err
+	}
+	if err := core.CheckExternal(ext.Issuer, ext.Ref, ext.Tier); err != nil {
+		return "", Machine{}, err
+	}
+	if err := core.CheckField("machine", machine); err != nil {
+		return "", Machine{}, err
+	}
+	tok, md, err := core.NewToken()
+	if err != nil {
+		return "", Machine{}, err
+	}
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	liveRec := s.liveLocked(machine)
+	dec := core.Decide(liveRec, p, "", ext.Issuer, now)
+	if dec == core.Taken {
+		s.mu.Unlock()
+		core.LogTaken(ctx, s.cfg.Log, "external", liveRec.ID)
+		return "", Machine{}, ErrMachineTaken
+	}
+	m := Machine{ID: md.String(), Machine: machine, Tier: ext.Tier, Issuer: ext.Issuer, ExternalRef: ext.Ref,
+		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
+	s.insertLocked(m, md, p, liveRec, dec, now)
+	s.mu.Unlock()
+
+	core.LogRegisteredExternal(ctx, s.cfg.Log, ext.Issuer, md)
+	logReplacement(ctx, s.cfg.Log, liveRec, dec, md)
+	return tok, m, nil
+}
+
+func logReplacement(ctx context.Context, l *slog.Logger, live *core.Live, dec core.Decision, md core.Digest) {
+	switch {
+	case live == nil:
+	case dec == core.Retry:
+		core.LogRetried(ctx, l, live.ID, md)
+	default:
+		core.LogReplaced(ctx, l, live.ID, md)
+	}
+}
+
+// liveLocked returns the name's non-revoked record, or nil.
+func (s *MemoryStore) liveLocked(machine string) *core.Live {
+	d, ok := s.live[machine]
+	if !ok {
+		return nil
+	}
+	e := s.machines[d]
+	return &core.Live{ID: d, Registration: e.rec.Registration, Issuer: e.rec.Issuer, LastSeen: e.rec.LastSeen,
+		ValidUntil: e.rec.ValidUntil, RetryKey: e.retryKey, HasKey: e.hasKey, RetryUntil: e.retryUntil}
+}
+
+// insertLocked revokes the name's previous record, stores m and prunes the
+// name's history to KeepReplaced revoked records.
+func (s *MemoryStore) insertLocked(m Machine, md core.Digest, p core.RegisterParams, live *core.Live, dec core.Decision, now time.Time) {
+	if live != nil {
+		old := s.machines[live.ID]
+		old.rec.Revoked, old.revokedAt = true, now
+	}
+	s.seq++
+	e := &memMachine{rec: m, seq: s.seq}
+	switch {
+	case dec == core.Retry:
+		// The retried registration keeps its key and its window: retrying
+		// cannot extend it.
+		old := s.machines[live.ID]
+		e.retryKey, e.hasKey, e.retryUntil = old.retryKey, true, old.retryUntil
+	case p.HasKey:
+		e.retryKey, e.hasKey, e.retryUntil = p.RetryKey, true, s.cfg.RetryUntil(now)
+	}
+	s.machines[md] = e
+	s.live[m.Machine] = md
+	s.order = append(s.order, e)
+	s.seqs = append(s.seqs, e.seq)
+	h := append(s.history[m.Machine], e)
+	if drop := len(h) - 1 - KeepReplaced; drop > 0 {
+		for _, old := range h[:drop] {
+			s.removeLocked(old)
+		}
+		h = append([]*memMachine(nil), h[drop:]...)
+	}
+	s.history[m.Machine] = h
+}
+
+// removeLocked deletes a revoked record; the order slice is compacted when
+// half of it is holes, so its size stays within twice the records held.
+func (s *MemoryStore) removeLocked(e *memMachine) {
+	d, _ := core.ParseID(e.rec.ID)
+	delete(s.machines, d)
+	i := sort.Search(len(s.seqs), func(i int) bool { return s.seqs[i] >= e.seq })
+	if i < len(s.seqs) && s.seqs[i] == e.seq && s.order[i] != nil {
+		s.order[i] = nil
+		s.holes++
+	}
+	if s.holes > 1024 && s.holes > len(s.order)/2 {
+		order, seqs := make([]*memMachine, 0, len(s.order)-s.holes), make([]int64, 0, len(s.order)-s.holes)
+		for _, o := range s.order {
+			if o != nil {
+				order, seqs = append(order, o), append(seqs, o.seq)
+			}
+		}
+		s.order, s.seqs, s.holes = order, seqs, 0
+	}
+}
+
+// ReleaseMachine implements Store.
+func (s *MemoryStore) ReleaseMachine(ctx context.Context, machine string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := core.CheckField("machine", machine); err != nil {
+		return err
+	}
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	d, ok := s.live[machine]
+	if ok {
+		e := s.machines[d]
+		e.rec.Revoked, e.revokedAt = true, now
+		delete(s.live, machine)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: machine name has no live machine token", ErrUnknown)
+	}
+	core.LogReleased(ctx, s.cfg.Log, d)
+	return nil
+}
+
+// PruneMachines implements Store. It scans in batches of MaxListLimit
+// records, taking the write lock for one batch at a time.
+func (s *MemoryStore) PruneMachines(ctx context.Context) (int, error) {
+	cutoff := s.cfg.Clock().Add(-s.cfg.Retention)
+	n := 0
+	var after int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		s.mu.Lock()
+		i := sort.Search(len(s.seqs), func(i int) bool { return s.seqs[i] > after })
+		end := min(i+MaxListLimit, len(s.order))
+		var victims []*memMachine
+		for _, e := range s.order[i:end] {
+			if e != nil && e.rec.Revoked && e.revokedAt.Before(cutoff) {
+				victims = append(victims, e)
+			}
+		}
+		if end > i {
+			after = s.seqs[end-1]
+		}
+		for _, e := range victims {
+			h := s.history[e.rec.Machine]
+			for j, o := range h {
+				if o == e {
+					h = append(h[:j:j], h[j+1:]...)
+					break
+				}
+			}
+			if len(h) == 0 {
+				delete(s.history, e.rec.Machine)
+			} else {
+				s.history[e.rec.Machine] = h
+			}
+			s.removeLocked(e)
+		}
+		more := end < len(s.order)
+		s.mu.Unlock()
+		n += len(victims)
+		if !more {
+			core.LogPruned(ctx, s.cfg.Log, n)
+			return n, nil
+		}
+	}
 }
 
 // AuthenticateMachine implements Store.
@@ -140,9 +359,13 @@ func (s *MemoryStore) AuthenticateMachine(ctx context.Context, tok string) (Mach
 		return Machine{}, err
 	}
 	now := s.cfg.Clock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.machines[d]
+	s.mu.RLock()
+	e, ok := s.machines[d]
+	var m Machine
+	if ok {
+		m = e.rec
+	}
+	s.mu.RUnlock()
 	if !ok {
 		return Machine{}, ErrUnknown
 	}
@@ -150,9 +373,26 @@ func (s *MemoryStore) AuthenticateMachine(ctx context.Context, tok string) (Mach
 		return Machine{}, err
 	}
 	if m.LastSeen.IsZero() || !m.LastSeen.After(now.Add(-core.LastSeenEvery)) {
-		m.LastSeen = now
+		// The write lock once a minute per token; re-check under it, as the
+		// record may have been revoked or pruned meanwhile.
+		s.mu.Lock()
+		e, ok = s.machines[d]
+		if ok {
+			if err := core.State(e.rec.Revoked, e.rec.ValidUntil, now); err != nil {
+				s.mu.Unlock()
+				return Machine{}, err
+			}
+			if e.rec.LastSeen.IsZero() || !e.rec.LastSeen.After(now.Add(-core.LastSeenEvery)) {
+				e.rec.LastSeen = now
+			}
+			m = e.rec
+		}
+		s.mu.Unlock()
+		if !ok {
+			return Machine{}, ErrUnknown
+		}
 	}
-	return *m, nil
+	return m, nil
 }
 
 // IssueSync implements Store.
@@ -215,12 +455,13 @@ func (s *MemoryStore) RevokeRegistration(ctx context.Context, id string) error {
 
 // RevokeMachine implements Store.
 func (s *MemoryStore) RevokeMachine(ctx context.Context, id string) error {
+	now := s.cfg.Clock()
 	return s.revoke(ctx, "machine", id, func(d core.Digest) bool {
-		m, ok := s.machines[d]
-		if ok {
-			m.Revoked = true
-			if s.live[m.Machine] == d {
-				delete(s.live, m.Machine)
+		e, ok := s.machines[d]
+		if ok && !e.rec.Revoked {
+			e.rec.Revoked, e.revokedAt = true, now
+			if s.live[e.rec.Machine] == d {
+				delete(s.live, e.rec.Machine)
 			}
 		}
 		return ok
@@ -261,29 +502,50 @@ func (s *MemoryStore) ListRegistrations(ctx context.Context) ([]Registration, er
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	out := make([]Registration, 0, len(s.regs))
 	for _, r := range s.regs {
 		out = append(out, *r)
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return older(out[i].Created, out[i].ID, out[j].Created, out[j].ID) })
 	return out, nil
 }
 
 // ListMachines implements Store.
-func (s *MemoryStore) ListMachines(ctx context.Context) ([]Machine, error) {
+func (s *MemoryStore) ListMachines(ctx context.Context, after string, limit int) ([]Machine, string, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.mu.Lock()
-	out := make([]Machine, 0, len(s.machines))
-	for _, m := range s.machines {
-		out = append(out, *m)
+	from, err := core.ParseCursor(after)
+	if err != nil {
+		return nil, "", err
 	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return older(out[i].Created, out[i].ID, out[j].Created, out[j].ID) })
-	return out, nil
+	if err := core.CheckLimit(limit); err != nil {
+		return nil, "", err
+	}
+	out := make([]Machine, 0, min(limit, 64))
+	var last int64
+	s.mu.RLock()
+	i := sort.Search(len(s.seqs), func(i int) bool { return s.seqs[i] > from })
+	for ; i < len(s.order) && len(out) < limit; i++ {
+		if e := s.order[i]; e != nil {
+			out = append(out, e.rec)
+			last = e.seq
+		}
+	}
+	more := false
+	for ; i < len(s.order); i++ {
+		if s.order[i] != nil {
+			more = true
+			break
+		}
+	}
+	s.mu.RUnlock()
+	if !more {
+		return out, "", nil
+	}
+	return out, strconv.FormatInt(last, 10), nil
 }
 
 // ListSyncs implements Store.
@@ -291,12 +553,12 @@ func (s *MemoryStore) ListSyncs(ctx context.Context) ([]Sync, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	out := make([]Sync, 0, len(s.syncs))
 	for _, sy := range s.syncs {
 		out = append(out, *sy)
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return older(out[i].Created, out[i].ID, out[j].Created, out[j].ID) })
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -29,6 +30,17 @@ func TestOptionMisuse(t *testing.T) {
 		{"zero_lifetime", func() error { _, err := NewMemoryStore(WithMachineLifetime(0)); return err }, "WithMachineLifetime: lifetime 0s is not positive"},
 		{"negative_lifetime", func() error { _, err := NewMemoryStore(WithMachineLifetime(-time.Second)); return err }, "WithMachineLifetime: lifetime -1s is not positive"},
 		{"zero_option", func() error { _, err := NewMemoryStore(Option{}); return err }, "zero Option given to NewMemoryStore"},
+		{"zero_retry_window", func() error { _, err := NewMemoryStore(WithRetryWindow(0)); return err }, "WithRetryWindow: window 0s is not positive"},
+		{"negative_retention", func() error { _, err := NewMemoryStore(WithMachineRetention(-time.Hour)); return err }, "WithMachineRetention: retention -1h0m0s is not positive"},
+		{"retry_window_to_middleware", func() error { _, err := NewMiddleware(store, WithRetryWindow(time.Minute)); return err },
+			"WithRetryWindow does not apply to NewMiddleware"},
+		{"retention_to_middleware", func() error { _, err := NewMiddleware(store, WithMachineRetention(time.Hour)); return err },
+			"WithMachineRetention does not apply to NewMiddleware"},
+		{"zero_register_option", func() error {
+			reg, _ := mustIssueRegistration(t, store, Registration{Tier: "t", Name: "n", Uses: 1})
+			_, _, err := store.Register(context.Background(), reg, "m", RegisterOption{})
+			return err
+		}, "zero RegisterOption"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.err()
@@ -44,6 +56,10 @@ func TestOptionMisuse(t *testing.T) {
 
 // TestLimitsMatchCore: the documented limits are the ones enforced.
 func TestLimitsMatchCore(t *testing.T) {
+	if KeepReplaced != core.KeepReplaced || MaxListLimit != core.MaxListLimit ||
+		DefaultRetryWindow != core.DefaultRetryWindow || DefaultMachineRetention != core.DefaultMachineRetention {
+		t.Fatal("token's KeepReplaced, MaxListLimit or defaults differ from what core enforces")
+	}
 	if Unlimited != core.Unlimited || MaxUses != core.MaxUses || MaxFieldLen != core.MaxFieldLen {
 		t.Fatalf("token limits %d %d %d, core enforces %d %d %d", Unlimited, MaxUses, MaxFieldLen, core.Unlimited, core.MaxUses, core.MaxFieldLen)
 	}

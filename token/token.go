@@ -32,6 +32,14 @@ var (
 	// code). Callers must treat it as "not authenticated"; the middleware
 	// answers 503.
 	ErrUnavailable = core.ErrUnavailable
+	// ErrMachineTaken: the machine name already has a live machine token
+	// and the registration neither proved possession of it
+	// (WithCurrentToken) nor repeated its own unanswered registration
+	// (WithRetryKey). Usually a second machine with the same machine ID
+	// (a cloned VM or image) or someone trying to take the name over; an
+	// admin releases the name (Store.ReleaseMachine) if its owner lost its
+	// state. Servers answer it with 409 Conflict.
+	ErrMachineTaken = core.ErrMachineTaken
 	// ErrInvalidOption: a constructor was given an option it does not
 	// accept, or an option with a nil or non-positive value. The error names
 	// the option.
@@ -45,7 +53,35 @@ const (
 	MaxUses = math.MaxInt32
 	// MaxFieldLen bounds, in bytes, tiers, names and machine names.
 	MaxFieldLen = 256
+	// KeepReplaced is how many revoked or replaced machine records a store
+	// keeps per machine name, newest first: older ones are deleted when the
+	// name registers again, so any number of re-registrations leaves at
+	// most KeepReplaced+1 records per name.
+	KeepReplaced = 4
+	// MaxListLimit bounds the limit of one ListMachines page.
+	MaxListLimit = 1000
+	// DefaultRetryWindow is how long after a registration the same
+	// registration may be repeated with its retry key (WithRetryWindow).
+	DefaultRetryWindow = 15 * time.Minute
+	// DefaultMachineRetention is how long revoked machine records are kept
+	// before PruneMachines deletes them (WithMachineRetention).
+	DefaultMachineRetention = 30 * 24 * time.Hour
 )
+
+// External names a credential the caller verified itself, for
+// Store.RegisterExternal: the store records who vouched for the machine
+// instead of a registration token's ID. Nothing secret goes in it.
+type External struct {
+	// Issuer names the kind of credential, for example
+	// "entitlement-service". A retry (WithRetryKey) must come from the
+	// same issuer.
+	Issuer string
+	// Ref identifies the credential, for example a contract or macaroon
+	// ID; stored for audit, never used to authenticate.
+	Ref string
+	// Tier is given to the machine.
+	Tier string
+}
 
 // Generate returns a new token: a random (version 4) UUID in canonical
 // lowercase form, with 122 bits from crypto/rand.
@@ -98,7 +134,9 @@ type Machine struct {
 	ID           string    // set by the store
 	Machine      string    // the machine's identifier as the client sent it
 	Tier         string    // from the registration token
-	Registration string    // ID of the registration token it was exchanged for
+	Registration string    // ID of the registration token it was exchanged for; "" for RegisterExternal
+	Issuer       string    // External.Issuer for RegisterExternal; "" otherwise
+	ExternalRef  string    // External.Ref for RegisterExternal; "" otherwise
 	Created      time.Time // set by the store
 	LastSeen     time.Time // last successful authentication, to the minute; zero: never
 	ValidUntil   time.Time // from WithMachineLifetime; zero: no expiry

@@ -2,9 +2,11 @@ package token
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -238,6 +240,54 @@ func FuzzParse(f *testing.F) {
 			}
 			if _, err := ID(s); err != nil {
 				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzListMachines: whatever cursor and limit a caller sends (they come
+// from an admin's query string), ListMachines never panics, refuses with
+// ErrMalformed (cursor) or ErrInvalid (limit), and otherwise returns at
+// most limit records and a cursor it accepts again.
+func FuzzListMachines(f *testing.F) {
+	ctx := context.Background()
+	s, err := NewMemoryStore()
+	if err != nil {
+		f.Fatal(err)
+	}
+	reg, _, err := s.IssueRegistration(ctx, Registration{Tier: "t", Name: "n", Uses: Unlimited})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 5 {
+		if _, _, err := s.Register(ctx, reg, strconv.Itoa(i)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for _, sd := range []struct {
+		after string
+		limit int
+	}{{"", 2}, {"1", 1}, {"3", 1000}, {"0", 1}, {"01", 1}, {"-1", 1}, {"9223372036854775807", 1},
+		{"99999999999999999999", 1}, {"1 OR 1=1", 5}, {"", 0}, {"", 1001}, {"", -1}} {
+		f.Add(sd.after, sd.limit)
+	}
+	f.Fuzz(func(t *testing.T, after string, limit int) {
+		page, next, err := s.ListMachines(ctx, after, limit)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is neither ErrMalformed nor ErrInvalid", err)
+			}
+			if page != nil || next != "" {
+				t.Fatal("records with an error")
+			}
+			return
+		}
+		if len(page) > limit {
+			t.Fatalf("%d records for limit %d", len(page), limit)
+		}
+		if next != "" {
+			if _, _, err := s.ListMachines(ctx, next, 1); err != nil {
+				t.Fatalf("next cursor %q refused: %v", next, err)
 			}
 		}
 	})

@@ -304,6 +304,23 @@ func (d *demo) story(ctx context.Context) {
 		}
 		return "machine " + s.Machine[:8] + "... entitled, got a machine token", nil
 	})
+	st.refused("a clone of client 1's VM (same machine ID) enables with a contract token", func() error {
+		if err := copyFile(d.path("client-1-machine-id"), d.path("clone-1-machine-id")); err != nil {
+			return err
+		}
+		clone, err := d.newClient("clone-1", d.a.URL, true)
+		if err != nil {
+			return err
+		}
+		_, err = clone.EnableWithContract(ctx, d.contractToken)
+		return err
+	}, nil, func(err error) bool { return statusIs(err, http.StatusConflict, "machine_taken") })
+	st.ok("client 1's machine token still works after the takeover attempt", func() (string, error) {
+		if err := c1.CheckToken(ctx); err != nil {
+			return "", err
+		}
+		return "the name is held by the token's holder; an admin release frees it", nil
+	})
 
 	var uploaded *api.UploadResponse
 	var good []byte

@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/lpsec/lpsec/internal/pgmigrate"
@@ -31,6 +32,13 @@ import (
 // call tries again on a fresh connection from the *sql.DB pool, so the store
 // recovers by itself when the database comes back.
 //
+// Size: one row per issued registration and sync token; per machine name
+// the live row and at most token.KeepReplaced revoked ones, plus revoked
+// rows younger than the retention (PruneMachines deletes older ones through
+// a partial index on revoked_at). ListMachines is a keyset scan of one page
+// on the unique index on seq: no sort, no table scan, no lock that
+// authentication waits on.
+//
 // Call Migrate once at startup before anything else.
 type Store struct {
 	db  *sql.DB
@@ -41,7 +49,8 @@ var _ token.Store = (*Store)(nil)
 
 // NewStore returns a store on db, which must use the pgx driver
 // (github.com/jackc/pgx/v5/stdlib, driver name "pgx"). Options:
-// token.WithClock, token.WithLogger, token.WithMachineLifetime; any other,
+// token.WithClock, token.WithLogger, token.WithMachineLifetime,
+// token.WithRetryWindow, token.WithMachineRetention; any other,
 // or a nil db, is token.ErrInvalidOption.
 func NewStore(db *sql.DB, opts ...token.Option) (*Store, error) {
 	if db == nil {
@@ -87,10 +96,29 @@ var migrations = [][]string{
 			last_used   timestamptz,
 			revoked     boolean NOT NULL DEFAULT false)`,
 	},
+	{
+		// Version 2 (issue 14): external registrations, possession-bound
+		// re-registration with retry keys, bounded history, keyset pages.
+		`ALTER TABLE lpsec_token_machine ALTER COLUMN registration DROP NOT NULL`,
+		`ALTER TABLE lpsec_token_machine
+			ADD COLUMN issuer       text,
+			ADD COLUMN external_ref text,
+			ADD COLUMN seq          bigint GENERATED ALWAYS AS IDENTITY,
+			ADD COLUMN revoked_at   timestamptz,
+			ADD COLUMN retry_key    bytea CHECK (retry_key IS NULL OR length(retry_key) = 32),
+			ADD COLUMN retry_until  timestamptz`,
+		`ALTER TABLE lpsec_token_machine ADD CONSTRAINT lpsec_token_machine_source
+			CHECK ((registration IS NULL) <> (issuer IS NULL))`,
+		`UPDATE lpsec_token_machine SET revoked_at = now() WHERE revoked`,
+		// Keyset pagination (ListMachines) and per-name history (Register).
+		`CREATE UNIQUE INDEX lpsec_token_machine_seq ON lpsec_token_machine (seq)`,
+		`CREATE INDEX lpsec_token_machine_name ON lpsec_token_machine (machine, seq)`,
+		`CREATE INDEX lpsec_token_machine_revoked_at ON lpsec_token_machine (revoked_at) WHERE revoked`,
+	},
 }
 
 // SchemaVersion is the schema version Migrate brings the database to.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // schema is the store's bookkeeping for internal/pgmigrate; the lock key
 // is "lpsectok" in ASCII.
@@ -190,13 +218,22 @@ func (s *Store) AuthenticateRegistration(ctx context.Context, tok string) (token
 	return r, nil
 }
 
-// Register implements Store. In one transaction it takes a per-machine
-// advisory lock (so two registrations of one machine queue instead of both
-// revoking the old token and racing to insert), takes one use with a
-// conditional UPDATE (row-locked, so concurrent registrations cannot both
-// take the last use), revokes the machine's previous token and inserts the
-// new one.
-func (s *Store) Register(ctx context.Context, registrationToken, machine string) (string, token.Machine, error) {
+// Register implements Store. A new machine name costs two round trips and
+// no explicit transaction: a read of the name's live record, then one
+// autocommit statement that takes a use (an UPDATE ... WHERE uses_left > 0,
+// which re-checks the count after any wait, so counts stay exact) and
+// inserts the machine; a concurrent first registration of the same name
+// loses on the unique index as ErrMachineTaken with its use undone. The
+// registration token's row is locked only while that statement runs, and
+// an Unlimited token's row is only read, never locked, so a fleet enrolling
+// at once on one token does not queue behind it. A name that has a record
+// (rotation, retry, expired token) takes a transaction that row-locks that
+// record, revokes it, prunes the name's history and inserts.
+func (s *Store) Register(ctx context.Context, registrationToken, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
+	p, err := core.BuildRegister(opts)
+	if err != nil {
+		return "", token.Machine{}, err
+	}
 	rd, tok, md, err := core.PrepareRegister(registrationToken, machine)
 	if err != nil {
 		return "", token.Machine{}, err
@@ -204,76 +241,327 @@ func (s *Store) Register(ctx context.Context, registrationToken, machine string)
 	now := s.cfg.Clock()
 	m := token.Machine{ID: md.String(), Machine: machine, Registration: rd.String(),
 		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
+	in := insert{m: m, md: md, p: p, source: "registration", regID: rd.String(), tok: tok}
+	in.stmt = func(ctx context.Context, tx querier, dec core.Decision, key any, until any) (string, error) {
+		// A retry takes no use; a fresh registration or a rotation takes
+		// one from a limited token (row-locked until COMMIT) or none from
+		// an unlimited one (a plain read).
+		consume := dec != core.Retry
+		var tier string
+		err := tx.QueryRowContext(ctx, `WITH u AS (
+				UPDATE lpsec_token_registration SET uses_left = uses_left - 1
+				WHERE $8::boolean AND id = $3 AND uses_left > 0 AND NOT revoked
+					AND (valid_until IS NULL OR valid_until > $4)
+				RETURNING tier),
+			r AS (SELECT tier FROM u
+				UNION ALL
+				SELECT tier FROM lpsec_token_registration
+				WHERE id = $3 AND (uses_left = -1 OR NOT $8::boolean) AND NOT revoked
+					AND (valid_until IS NULL OR valid_until > $4))
+			INSERT INTO lpsec_token_machine
+				(id, machine, tier, registration, created, valid_until, retry_key, retry_until)
+			SELECT $1::bytea, $2::text, tier, $3::bytea, $4::timestamptz, $5::timestamptz, $6::bytea, $7::timestamptz FROM r
+			RETURNING tier`,
+			md[:], machine, rd[:], now, nullTime(m.ValidUntil), key, until, consume).Scan(&tier)
+		if errors.Is(err, sql.ErrNoRows) {
+			if err := s.registrationRefusal(ctx, tx, rd, now, consume); err != nil {
+				return "", err
+			}
+			// The row changed between the two statements (READ COMMITTED);
+			// refuse rather than retry: the client may try again.
+			return "", fmt.Errorf("%w: registration token changed concurrently", token.ErrUnavailable)
+		}
+		return tier, err
+	}
+	in.precheck = func(ctx context.Context, tx querier, dec core.Decision) error {
+		// Say why the credential is refused before saying the name is
+		// taken: a caller without a valid token learns nothing about names.
+		return s.registrationRefusal(ctx, tx, rd, now, dec != core.Retry)
+	}
+	return s.register(ctx, in, now)
+}
 
+// registrationRefusal says why a registration token cannot be used now;
+// nil if it can.
+func (s *Store) registrationRefusal(ctx context.Context, tx querier, rd core.Digest, now time.Time, consume bool) error {
+	r, err := scanRegistration(tx.QueryRowContext(ctx,
+		`SELECT `+registrationCols+` FROM lpsec_token_registration WHERE id = $1`, rd[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		core.LogRegisterFailed(ctx, s.cfg.Log, rd, token.ErrUnknown)
+		return token.ErrUnknown
+	}
+	if err != nil {
+		return s.logUnavailable(ctx, "register: classify", err)
+	}
+	if err = core.State(r.Revoked, r.ValidUntil, now); err == nil && consume && r.UsesLeft == 0 {
+		err = token.ErrExhausted
+	}
+	if err != nil {
+		core.LogRegisterFailed(ctx, s.cfg.Log, rd, err)
+	}
+	return err
+}
+
+// RegisterExternal implements Store, in the same transaction shape as
+// Register without a registration token.
+func (s *Store) RegisterExternal(ctx context.Context, ext token.External, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
+	p, err := core.BuildRegister(opts)
+	if err != nil {
+		return "", token.Machine{}, err
+	}
+	if err := core.CheckExternal(ext.Issuer, ext.Ref, ext.Tier); err != nil {
+		return "", token.Machine{}, err
+	}
+	if err := core.CheckField("machine", machine); err != nil {
+		return "", token.Machine{}, err
+	}
+	tok, md, err := core.NewToken()
+	if err != nil {
+		return "", token.Machine{}, err
+	}
+	now := s.cfg.Clock()
+	m := token.Machine{ID: md.String(), Machine: machine, Tier: ext.Tier, Issuer: ext.Issuer, ExternalRef: ext.Ref,
+		Created: now, ValidUntil: s.cfg.MachineValidUntil(now)}
+	in := insert{m: m, md: md, p: p, source: "external", issuer: ext.Issuer, tok: tok}
+	in.stmt = func(ctx context.Context, tx querier, _ core.Decision, key any, until any) (string, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO lpsec_token_machine
+			(id, machine, tier, issuer, external_ref, created, valid_until, retry_key, retry_until)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			md[:], machine, ext.Tier, ext.Issuer, ext.Ref, now, nullTime(m.ValidUntil), key, until)
+		return ext.Tier, err
+	}
+	return s.register(ctx, in, now)
+}
+
+// insert is one registration for register: the record to insert and the
+// statement that inserts it (taking a use, for Register).
+type insert struct {
+	m        token.Machine
+	md       core.Digest
+	p        core.RegisterParams
+	source   string // "registration" or "external", for the taken event
+	regID    string
+	issuer   string
+	tok      string
+	stmt     func(ctx context.Context, q querier, dec core.Decision, key, until any) (tier string, err error)
+	precheck func(ctx context.Context, q querier, dec core.Decision) error
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) register(ctx context.Context, in insert, now time.Time) (string, token.Machine, error) {
+	// The common case, a name never registered (a fleet enrolling): no
+	// transaction, one statement that takes the use and inserts, in
+	// autocommit, so the registration token's row is locked only while that
+	// statement runs, never across a round trip. A concurrent registration
+	// of the same name between the read and the insert makes the insert
+	// fail on the unique index (the whole statement, use included, is
+	// undone): ErrMachineTaken.
+	live, _, err := s.readLive(ctx, s.db, in.m.Machine, false)
+	if err != nil {
+		return "", token.Machine{}, s.logUnavailable(ctx, "register: read live", err)
+	}
+	if live == nil {
+		var key, until any
+		if in.p.HasKey {
+			key, until = in.p.RetryKey[:], s.cfg.RetryUntil(now)
+		}
+		tier, err := in.stmt(ctx, s.db, core.Fresh, key, until)
+		if err != nil {
+			return "", token.Machine{}, s.insertFailed(ctx, in, err)
+		}
+		return s.registered(ctx, in, tier, nil, core.Fresh)
+	}
+	return s.registerTx(ctx, in, now)
+}
+
+// insertFailed turns an insert's error into the store's.
+func (s *Store) insertFailed(ctx context.Context, in insert, err error) error {
+	if errors.Is(err, token.ErrUnknown) || errors.Is(err, token.ErrRevoked) || errors.Is(err, token.ErrExpired) ||
+		errors.Is(err, token.ErrExhausted) || errors.Is(err, token.ErrUnavailable) {
+		return err
+	}
+	if isUniqueViolation(err) {
+		// A concurrent registration of the same name won.
+		core.LogTaken(ctx, s.cfg.Log, in.source, in.md)
+		return token.ErrMachineTaken
+	}
+	return s.logUnavailable(ctx, "register: insert", err)
+}
+
+func (s *Store) registered(ctx context.Context, in insert, tier string, live *core.Live, dec core.Decision) (string, token.Machine, error) {
+	m := in.m
+	m.Tier = tier
+	if in.source == "registration" {
+		rd, _ := core.ParseID(in.regID)
+		core.LogRegistered(ctx, s.cfg.Log, rd, in.md)
+	} else {
+		core.LogRegisteredExternal(ctx, s.cfg.Log, in.issuer, in.md)
+	}
+	switch {
+	case live == nil:
+	case dec == core.Retry:
+		core.LogRetried(ctx, s.cfg.Log, live.ID, in.md)
+	default:
+		core.LogReplaced(ctx, s.cfg.Log, live.ID, in.md)
+	}
+	return in.tok, m, nil
+}
+
+// registerTx is register for a name that has a non-revoked record: one
+// transaction that locks that record.
+func (s *Store) registerTx(ctx context.Context, in insert, now time.Time) (string, token.Machine, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: begin", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-		"lpsec_token_machine:"+machine); err != nil {
-		return "", token.Machine{}, s.logUnavailable(ctx, "register: lock", err)
-	}
-	err = tx.QueryRowContext(ctx, `UPDATE lpsec_token_registration
-		SET uses_left = CASE WHEN uses_left = -1 THEN -1 ELSE uses_left - 1 END
-		WHERE id = $1 AND NOT revoked AND uses_left <> 0 AND (valid_until IS NULL OR valid_until > $2)
-		RETURNING tier`, rd[:], now).Scan(&m.Tier)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Why not: read the row (still in the transaction) to say.
-		r, err := scanRegistration(tx.QueryRowContext(ctx,
-			`SELECT `+registrationCols+` FROM lpsec_token_registration WHERE id = $1`, rd[:]))
-		if errors.Is(err, sql.ErrNoRows) {
-			err = token.ErrUnknown
-		} else if err != nil {
-			return "", token.Machine{}, s.logUnavailable(ctx, "register: classify", err)
-		} else if err = core.RegistrationState(r.Revoked, r.ValidUntil, r.UsesLeft, now); err == nil {
-			// The row changed between the two statements (READ COMMITTED);
-			// refuse rather than retry: the client may try again.
-			err = fmt.Errorf("%w: registration token changed concurrently", token.ErrUnavailable)
-		}
-		core.LogRegisterFailed(ctx, s.cfg.Log, rd, err)
-		return "", token.Machine{}, err
-	}
+	live, oldKey, err := s.readLive(ctx, tx, in.m.Machine, true)
 	if err != nil {
-		return "", token.Machine{}, s.logUnavailable(ctx, "register: use", err)
+		return "", token.Machine{}, s.logUnavailable(ctx, "register: read live", err)
 	}
-	var old []byte
-	err = tx.QueryRowContext(ctx, `UPDATE lpsec_token_machine SET revoked = true
-		WHERE machine = $1 AND NOT revoked RETURNING id`, machine).Scan(&old)
-	replaced := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return "", token.Machine{}, s.logUnavailable(ctx, "register: revoke previous", err)
+	dec := core.Decide(live, in.p, in.regID, in.issuer, now)
+	if dec == core.Taken {
+		if in.precheck != nil {
+			if err := in.precheck(ctx, tx, dec); err != nil {
+				return "", token.Machine{}, err
+			}
+		}
+		core.LogTaken(ctx, s.cfg.Log, in.source, live.ID)
+		return "", token.Machine{}, token.ErrMachineTaken
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_token_machine
-		(id, machine, tier, registration, created, valid_until) VALUES ($1, $2, $3, $4, $5, $6)`,
-		md[:], m.Machine, m.Tier, rd[:], m.Created, nullTime(m.ValidUntil)); err != nil {
-		return "", token.Machine{}, s.logUnavailable(ctx, "register: insert", err)
+	if live != nil {
+		// Revoke the previous record and delete the name's history beyond
+		// KeepReplaced (the statement's snapshot does not yet see the
+		// record it revokes as revoked, hence keep-1).
+		if _, err := tx.ExecContext(ctx, `WITH r AS (
+				UPDATE lpsec_token_machine SET revoked = true, revoked_at = $2 WHERE id = $1)
+			DELETE FROM lpsec_token_machine WHERE id IN (
+				SELECT id FROM lpsec_token_machine WHERE machine = $3 AND revoked
+				ORDER BY seq DESC OFFSET $4)`,
+			live.ID[:], now, in.m.Machine, core.KeepReplaced-1); err != nil {
+			return "", token.Machine{}, s.logUnavailable(ctx, "register: revoke previous", err)
+		}
+	}
+	var key, until any
+	switch {
+	case dec == core.Retry:
+		key, until = oldKey, live.RetryUntil
+	case in.p.HasKey:
+		key, until = in.p.RetryKey[:], s.cfg.RetryUntil(now)
+	}
+	tier, err := in.stmt(ctx, tx, dec, key, until)
+	if err != nil {
+		return "", token.Machine{}, s.insertFailed(ctx, in, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: commit", err)
 	}
-	core.LogRegistered(ctx, s.cfg.Log, rd, md)
-	if replaced {
-		var od core.Digest
-		copy(od[:], old)
-		core.LogReplaced(ctx, s.cfg.Log, od, md)
-	}
-	return tok, m, nil
+	return s.registered(ctx, in, tier, live, dec)
 }
 
-const machineCols = `id, machine, tier, registration, created, last_seen, valid_until, revoked`
+// readLive reads the name's non-revoked record, if any, row-locking it
+// with lock.
+func (s *Store) readLive(ctx context.Context, q querier, machine string, lock bool) (*core.Live, []byte, error) {
+	var (
+		id, key          []byte
+		reg              []byte
+		issuer           sql.NullString
+		seen, vu, rUntil sql.NullTime
+	)
+	query := `SELECT id, registration, issuer, last_seen, valid_until, retry_key, retry_until
+		FROM lpsec_token_machine WHERE machine = $1 AND NOT revoked`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	err := q.QueryRowContext(ctx, query, machine).Scan(&id, &reg, &issuer, &seen, &vu, &key, &rUntil)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &core.Live{Issuer: issuer.String, LastSeen: fromNull(seen), ValidUntil: fromNull(vu), RetryUntil: fromNull(rUntil)}
+	copy(l.ID[:], id)
+	if reg != nil {
+		l.Registration = fmt.Sprintf("%x", reg)
+	}
+	if len(key) == len(l.RetryKey) {
+		copy(l.RetryKey[:], key)
+		l.HasKey = true
+	}
+	return l, key, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pe interface{ SQLState() string }
+	return errors.As(err, &pe) && pe.SQLState() == "23505"
+}
+
+// ReleaseMachine implements Store.
+func (s *Store) ReleaseMachine(ctx context.Context, machine string) error {
+	if err := core.CheckField("machine", machine); err != nil {
+		return err
+	}
+	var id []byte
+	err := s.db.QueryRowContext(ctx, `UPDATE lpsec_token_machine SET revoked = true, revoked_at = $2
+		WHERE machine = $1 AND NOT revoked RETURNING id`, machine, s.cfg.Clock()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: machine name has no live machine token", token.ErrUnknown)
+	}
+	if err != nil {
+		return s.logUnavailable(ctx, "release machine", err)
+	}
+	var d core.Digest
+	copy(d[:], id)
+	core.LogReleased(ctx, s.cfg.Log, d)
+	return nil
+}
+
+// PruneMachines implements Store, deleting in batches of MaxListLimit
+// rows found through the partial index on revoked_at.
+func (s *Store) PruneMachines(ctx context.Context) (int, error) {
+	cutoff := s.cfg.Clock().Add(-s.cfg.Retention)
+	n := 0
+	for {
+		res, err := s.db.ExecContext(ctx, `DELETE FROM lpsec_token_machine WHERE id IN (
+			SELECT id FROM lpsec_token_machine WHERE revoked AND revoked_at < $1 LIMIT $2)`, cutoff, core.MaxListLimit)
+		if err != nil {
+			return n, s.logUnavailable(ctx, "prune machines", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return n, s.logUnavailable(ctx, "prune machines", err)
+		}
+		n += int(k)
+		if k < core.MaxListLimit {
+			core.LogPruned(ctx, s.cfg.Log, n)
+			return n, nil
+		}
+	}
+}
+
+const machineCols = `id, machine, tier, registration, created, last_seen, valid_until, revoked, issuer, external_ref`
 
 func scanMachine(row interface{ Scan(...any) error }) (token.Machine, error) {
 	var (
 		m           token.Machine
 		id, reg     []byte
 		seen, until sql.NullTime
+		iss, ref    sql.NullString
 	)
-	if err := row.Scan(&id, &m.Machine, &m.Tier, &reg, &m.Created, &seen, &until, &m.Revoked); err != nil {
+	if err := row.Scan(&id, &m.Machine, &m.Tier, &reg, &m.Created, &seen, &until, &m.Revoked, &iss, &ref); err != nil {
 		return token.Machine{}, err
 	}
 	m.ID = fmt.Sprintf("%x", id)
-	m.Registration = fmt.Sprintf("%x", reg)
+	if reg != nil {
+		m.Registration = fmt.Sprintf("%x", reg)
+	}
+	m.Issuer, m.ExternalRef = iss.String, ref.String
 	m.Created = core.Stamp(m.Created)
 	m.LastSeen = fromNull(seen)
 	m.ValidUntil = fromNull(until)
@@ -295,7 +583,7 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 				AND (last_seen IS NULL OR last_seen <= $3)
 			RETURNING last_seen)
 		SELECT id, machine, tier, registration, created,
-			coalesce((SELECT last_seen FROM u), m.last_seen), valid_until, revoked
+			coalesce((SELECT last_seen FROM u), m.last_seen), valid_until, revoked, issuer, external_ref
 		FROM lpsec_token_machine m WHERE id = $1`, d[:], now, now.Add(-core.LastSeenEvery)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return token.Machine{}, token.ErrUnknown
@@ -401,7 +689,24 @@ func (s *Store) RevokeRegistration(ctx context.Context, id string) error {
 
 // RevokeMachine implements Store.
 func (s *Store) RevokeMachine(ctx context.Context, id string) error {
-	return s.revoke(ctx, "machine", "lpsec_token_machine", id)
+	d, err := core.ParseID(id)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE lpsec_token_machine
+		SET revoked = true, revoked_at = coalesce(revoked_at, $2) WHERE id = $1`, d[:], s.cfg.Clock())
+	if err != nil {
+		return s.logUnavailable(ctx, "revoke machine", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.logUnavailable(ctx, "revoke machine", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: no machine token with this ID", token.ErrUnknown)
+	}
+	core.LogRevoked(ctx, s.cfg.Log, "machine", d)
+	return nil
 }
 
 // RevokeSync implements Store.
@@ -435,11 +740,55 @@ func (s *Store) ListRegistrations(ctx context.Context) ([]token.Registration, er
 		`SELECT `+registrationCols+` FROM lpsec_token_registration ORDER BY created, id`, scanRegistration)
 }
 
-// ListMachines implements Store.
-func (s *Store) ListMachines(ctx context.Context) ([]token.Machine, error) {
-	return list(ctx, s, "list machines",
-		`SELECT `+machineCols+` FROM lpsec_token_machine ORDER BY created, id`, scanMachine)
+// ListMachines implements Store: keyset pagination on the unique index on
+// seq, so a page costs an index range scan of limit rows, never a sort of
+// the table.
+func (s *Store) ListMachines(ctx context.Context, after string, limit int) ([]token.Machine, string, error) {
+	from, err := core.ParseCursor(after)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := core.CheckLimit(limit); err != nil {
+		return nil, "", err
+	}
+	// One row more than asked says whether there is a next page.
+	rows, err := s.db.QueryContext(ctx, `SELECT `+machineCols+`, seq FROM lpsec_token_machine
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, from, limit+1)
+	if err != nil {
+		return nil, "", s.logUnavailable(ctx, "list machines", err)
+	}
+	defer rows.Close()
+	out := []token.Machine{}
+	var last int64
+	more := false
+	for rows.Next() {
+		if len(out) == limit {
+			more = true
+			break
+		}
+		var seq int64
+		m, err := scanMachine(seqScanner{rows, &seq})
+		if err != nil {
+			return nil, "", s.logUnavailable(ctx, "list machines", err)
+		}
+		out, last = append(out, m), seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.logUnavailable(ctx, "list machines", err)
+	}
+	if !more {
+		return out, "", nil
+	}
+	return out, strconv.FormatInt(last, 10), nil
 }
+
+// seqScanner appends the seq column to a scanMachine scan.
+type seqScanner struct {
+	rows *sql.Rows
+	seq  *int64
+}
+
+func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.seq)...) }
 
 // ListSyncs implements Store.
 func (s *Store) ListSyncs(ctx context.Context) ([]token.Sync, error) {

@@ -114,6 +114,9 @@ type TokenInfo struct {
 	Created    time.Time  `json:"created"`
 	LastUsed   *time.Time `json:"last_used,omitempty"`
 	Revoked    bool       `json:"revoked"`
+	// Issuer names the external credential a machine was admitted on
+	// (the entitlement service); empty for registration tokens.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // IssuedToken answers a token creation: the only time the value is shown.
@@ -122,10 +125,32 @@ type IssuedToken struct {
 	TokenInfo
 }
 
-// TokenList answers the listing endpoints.
+// TokenList answers the listing endpoints. GET /v1/admin/machines is
+// paged: ?limit= (1..1000, default 100) and ?after=<next of the previous
+// page>; Next is empty on the last page.
 type TokenList struct {
 	Tokens []TokenInfo `json:"tokens"`
+	Next   string      `json:"next,omitempty"`
 }
+
+// ReleaseRequest is the body of POST /v1/admin/machines/release: the
+// machine ID whose live machine token is revoked so that the machine can
+// register again (a machine that lost its state, or a clone given a new
+// machine ID).
+type ReleaseRequest struct {
+	Machine string `json:"machine"`
+}
+
+// Registration headers (PUT /v1/client/{machine}).
+const (
+	// HeaderCurrentToken carries the machine's current machine token when
+	// it re-registers: proof that it holds the name (a rotation).
+	HeaderCurrentToken = "X-Current-Machine-Token"
+	// HeaderIdempotencyKey carries a random key (a version 4 UUID) the
+	// client keeps until it has its machine token: repeating a registration
+	// whose answer was lost with the same key gets a working token.
+	HeaderIdempotencyKey = "Idempotency-Key"
+)
 
 // RegisterResponse answers PUT /v1/client/{machine}.
 type RegisterResponse struct {

@@ -125,13 +125,32 @@ func (a *Admin) IssueToken(ctx context.Context, kind string, req api.IssueTokenR
 	return &out, nil
 }
 
-// ListTokens lists "auth-tokens", "sync-tokens" or "machines".
+// ListTokens lists "auth-tokens", "sync-tokens" or "machines", following
+// the machine list's pages.
 func (a *Admin) ListTokens(ctx context.Context, kind string) ([]api.TokenInfo, error) {
-	var out api.TokenList
-	if err := a.Do(ctx, http.MethodGet, "/v1/admin/"+kind, nil, nil, &out); err != nil {
-		return nil, err
+	var all []api.TokenInfo
+	path := "/v1/admin/" + kind
+	for {
+		var out api.TokenList
+		if err := a.Do(ctx, http.MethodGet, path, nil, nil, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Tokens...)
+		if out.Next == "" {
+			return all, nil
+		}
+		path = "/v1/admin/" + kind + "?limit=1000&after=" + url.QueryEscape(out.Next)
 	}
-	return out.Tokens, nil
+}
+
+// Release revokes a machine ID's live machine token so that it can
+// register again.
+func (a *Admin) Release(ctx context.Context, machine string) error {
+	body, err := json.Marshal(api.ReleaseRequest{Machine: machine})
+	if err != nil {
+		return err
+	}
+	return a.Do(ctx, http.MethodPost, "/v1/admin/machines/release", http.Header{"Content-Type": {"application/json"}}, body, nil)
 }
 
 // Revoke revokes a token record of kind by ID.

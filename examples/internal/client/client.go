@@ -28,6 +28,7 @@ import (
 	"github.com/lpsec/lpsec/patchverify"
 	"github.com/lpsec/lpsec/report"
 	"github.com/lpsec/lpsec/tlsconfig"
+	"github.com/lpsec/lpsec/token"
 )
 
 // Version is sent in reports.
@@ -284,11 +285,58 @@ func (c *Client) Enable(ctx context.Context, registrationToken string) (*State, 
 	if c.server == nil {
 		return nil, errors.New("enable needs --remote-server")
 	}
+	hdr, err := c.registerHeaders(bearer(registrationToken))
+	if err != nil {
+		return nil, err
+	}
 	var resp api.RegisterResponse
-	if err := c.do(ctx, http.MethodPut, c.server, "/v1/client/"+c.machine, bearer(registrationToken), nil, &resp); err != nil {
+	if err := c.register(ctx, hdr, &resp); err != nil {
 		return nil, err
 	}
 	return c.enabled(resp)
+}
+
+// registerHeaders adds to a registration's credential the machine's current
+// machine token, when this machine is already enabled on this server (so
+// that re-enabling is a rotation, not a takeover the server refuses), and
+// a fresh idempotency key, which makes the registration safe to repeat.
+func (c *Client) registerHeaders(hdr http.Header) (http.Header, error) {
+	if st, err := c.LoadState(); err == nil && st.Server == c.server.String() && st.Machine == c.machine && st.MachineToken != "" {
+		hdr.Set(api.HeaderCurrentToken, st.MachineToken)
+	}
+	key, err := token.Generate()
+	if err != nil {
+		return nil, err
+	}
+	hdr.Set(api.HeaderIdempotencyKey, key)
+	return hdr, nil
+}
+
+// registerBackoff is the wait before each retry of a registration whose
+// answer was lost.
+var registerBackoff = []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}
+
+// register sends PUT /v1/client/{machine}, repeating it with the same
+// idempotency key when the answer is lost (a transport error, or 502, 503,
+// 504 from the server or a proxy) until ctx ends: the server returns a
+// token for the registration it may already have committed, without
+// taking another use.
+func (c *Client) register(ctx context.Context, hdr http.Header, out *api.RegisterResponse) error {
+	for i := 0; ; i++ {
+		err := c.do(ctx, http.MethodPut, c.server, "/v1/client/"+c.machine, hdr, nil, out)
+		var se *ServerError
+		retryable := err != nil && ctx.Err() == nil &&
+			(!errors.As(err, &se) || se.Status == http.StatusBadGateway || se.Status == http.StatusServiceUnavailable ||
+				se.Status == http.StatusGatewayTimeout)
+		if !retryable || i == len(registerBackoff) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(registerBackoff[i]):
+		}
+	}
 }
 
 func (c *Client) enabled(resp api.RegisterResponse) (*State, error) {

@@ -95,8 +95,12 @@ func (c *Client) EnableWithContract(ctx context.Context, contractToken string) (
 		return nil, err
 	}
 	// 3. Register with the bound macaroons.
+	hdr, err := c.registerHeaders(http.Header{"Authorization": {"Macaroon " + enc}})
+	if err != nil {
+		return nil, err
+	}
 	var rr api.RegisterResponse
-	if err := c.do(ctx, http.MethodPut, c.server, "/v1/client/"+c.machine, http.Header{"Authorization": {"Macaroon " + enc}}, nil, &rr); err != nil {
+	if err := c.register(ctx, hdr, &rr); err != nil {
 		return nil, err
 	}
 	return c.enabled(rr)

@@ -26,6 +26,8 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/patches/..%2f..%2fetc%2fpasswd", "", ""},
 		{"GET", "/v1/sync/patches", "Bearer {0b5ad2b8-7d1c-4f0e-9a3c-0c1d2e3f4a5b}", ""},
 		{"POST", "/v1/admin/patches?filename=a.tar", "Macaroon AgE", "BZh91AY&SY"},
+		{"POST", "/v1/admin/machines/release", "Macaroon AgE", `{"machine":"0123456789abcdef0123456789abcdef"}`},
+		{"GET", "/v1/admin/machines?limit=1&after=18446744073709551616", "Macaroon AgE", ""},
 	}
 	for _, sd := range seeds {
 		f.Add(sd.method, sd.path, sd.authz, []byte(sd.body))

@@ -38,6 +38,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /v1/admin/sync-tokens/{id}", s.mac.require(api.OpSyncTokensRevoke, s.revoke(s.tokens.RevokeSync)))
 	mux.Handle("GET /v1/admin/machines", s.mac.require(api.OpMachinesList, s.listMachines))
 	mux.Handle("DELETE /v1/admin/machines/{id}", s.mac.require(api.OpMachinesRevoke, s.revoke(s.tokens.RevokeMachine)))
+	mux.Handle("POST /v1/admin/machines/release", s.mac.require(api.OpMachinesRevoke, s.releaseMachine))
 	mux.Handle("POST /v1/admin/patches", s.mac.require(api.OpPatchesUpload, s.upload))
 	mux.Handle("GET /v1/admin/patches", s.mac.require(api.OpPatchesList, s.listAllPatches))
 	mux.Handle("POST /v1/admin/sync", s.mac.require(api.OpSyncRun, s.runSync))
@@ -187,7 +188,7 @@ func syncInfo(r token.Sync) api.TokenInfo {
 
 func machineInfo(r token.Machine) api.TokenInfo {
 	return api.TokenInfo{ID: r.ID, Kind: "machine", Tier: r.Tier, Machine: r.Machine, ValidUntil: optTime(r.ValidUntil),
-		Created: r.Created, LastUsed: optTime(r.LastSeen), Revoked: r.Revoked}
+		Created: r.Created, LastUsed: optTime(r.LastSeen), Revoked: r.Revoked, Issuer: r.Issuer}
 }
 
 func (s *Server) listRegistrations(w http.ResponseWriter, r *http.Request) {
@@ -198,9 +199,6 @@ func (s *Server) listRegistrations(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.TokenList{Tokens: []api.TokenInfo{}}
 	for _, rec := range recs {
-		if rec.ID == s.entitledID {
-			continue
-		}
 		out.Tokens = append(out.Tokens, regInfo(rec))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -215,19 +213,6 @@ func (s *Server) listSyncs(w http.ResponseWriter, r *http.Request) {
 	out := api.TokenList{Tokens: []api.TokenInfo{}}
 	for _, rec := range recs {
 		out.Tokens = append(out.Tokens, syncInfo(rec))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
-	recs, err := s.tokens.ListMachines(r.Context())
-	if err != nil {
-		tokenStatus(w, err)
-		return
-	}
-	out := api.TokenList{Tokens: []api.TokenInfo{}}
-	for _, rec := range recs {
-		out.Tokens = append(out.Tokens, machineInfo(rec))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -267,6 +252,11 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Proof of possession and the retry key, for either credential.
+	ropts, ok := registerOptions(w, r)
+	if !ok {
+		return
+	}
 	var (
 		tok string
 		rec token.Machine
@@ -274,15 +264,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	)
 	switch {
 	case isBearer:
-		tok, rec, err = s.tokens.Register(r.Context(), regToken, machine)
+		tok, rec, err = s.tokens.Register(r.Context(), regToken, machine, ropts...)
 		if err != nil {
-			s.log.Info("registration refused", "event", "machine_register_failed", "reason", tokenReason(err), "machine", machine)
-			if errors.Is(err, token.ErrUnavailable) {
-				writeError(w, http.StatusServiceUnavailable, "unavailable", "token store unavailable")
-				return
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid_token", "registration token not accepted")
+			s.registerRefused(w, machine, err)
 			return
 		}
 	case s.mac.hasContracts() && s.mac.present(r):
@@ -290,9 +274,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			writeError(w, status, code, msg)
 			return
 		}
-		tok, rec, err = s.tokens.Register(r.Context(), s.entitledToken, machine)
+		tok, rec, err = s.tokens.RegisterExternal(r.Context(), entitledCredential(machine), machine, ropts...)
 		if err != nil {
-			tokenStatus(w, err)
+			s.registerRefused(w, machine, err)
 			return
 		}
 	case len(authz) == 0 && s.mac.hasContracts():
@@ -325,7 +309,8 @@ func tokenReason(err error) string {
 		err error
 		r   string
 	}{{token.ErrMalformed, "malformed"}, {token.ErrUnknown, "unknown"}, {token.ErrRevoked, "revoked"},
-		{token.ErrExpired, "expired"}, {token.ErrExhausted, "exhausted"}, {token.ErrInvalid, "invalid"}} {
+		{token.ErrExpired, "expired"}, {token.ErrExhausted, "exhausted"}, {token.ErrInvalid, "invalid"},
+		{token.ErrMachineTaken, "taken"}} {
 		if errors.Is(err, e.err) {
 			return e.r
 		}

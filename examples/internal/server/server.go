@@ -69,13 +69,6 @@ type Server struct {
 	inFlight atomic.Int64 // requests being served
 	served   atomic.Int64 // requests completed
 
-	// entitled is a registration token of this process, never shown to
-	// anyone: machines whose resource macaroon the entitlement service
-	// discharged are registered with it (token.Store has no other way to
-	// make a machine token).
-	entitledToken string
-	entitledID    string
-
 	syncMu   sync.Mutex
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -236,11 +229,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		s.ln.Close()
 		return nil, err
 	}
-	if o.ContractsURL != "" {
-		if err := s.issueEntitledToken(ctx); err != nil {
-			s.ln.Close()
-			return nil, err
-		}
+	if err := s.revokeInternalTokens(ctx); err != nil {
+		s.ln.Close()
+		return nil, err
 	}
 	if o.UpstreamURL != "" {
 		if s.upstream, err = s.newUpstreamClient(o, log); err != nil {
@@ -277,6 +268,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if s.upstream != nil {
 		go s.syncLoop(runCtx)
 	}
+	go s.pruneLoop(runCtx)
 	log.Info("server started", "event", "server_started", "url", s.URL, "store", s.storeName())
 	return s, nil
 }
@@ -341,11 +333,6 @@ func (s *Server) Close(ctx context.Context) error {
 	<-s.done
 	if s.metrics != nil {
 		s.metrics.close()
-	}
-	if s.entitledID != "" {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = s.tokens.RevokeRegistration(rctx, s.entitledID)
-		cancel()
 	}
 	s.closeStorage()
 	if err != nil {
@@ -463,17 +450,4 @@ func (s *Server) closeStorage() {
 	if s.db != nil {
 		s.db.Close()
 	}
-}
-
-func (s *Server) issueEntitledToken(ctx context.Context) error {
-	tok, rec, err := s.tokens.IssueRegistration(ctx, token.Registration{
-		Tier: Tier,
-		Name: "entitlement-service registrations (internal, " + s.Addr + ")",
-		Uses: token.Unlimited,
-	})
-	if err != nil {
-		return fmt.Errorf("issuing the internal registration token for entitled machines: %w", err)
-	}
-	s.entitledToken, s.entitledID = tok, rec.ID
-	return nil
 }

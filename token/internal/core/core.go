@@ -254,3 +254,144 @@ func RegistrationState(revoked bool, validUntil time.Time, usesLeft int, now tim
 	}
 	return nil
 }
+
+// ErrMachineTaken is token.ErrMachineTaken.
+var ErrMachineTaken = errors.New("token: machine name has a live machine token")
+
+const (
+	// KeepReplaced is how many revoked or replaced records a store keeps
+	// per machine name (newest first); older ones are deleted when the name
+	// registers again, so re-registrations cannot grow a store.
+	KeepReplaced = 4
+	// MaxListLimit bounds one page of ListMachines.
+	MaxListLimit = 1000
+	// DefaultRetryWindow, DefaultMachineRetention: see token.
+	DefaultRetryWindow      = 15 * time.Minute
+	DefaultMachineRetention = 30 * 24 * time.Hour
+)
+
+// RegisterOption is token.RegisterOption.
+type RegisterOption struct {
+	name  string
+	apply func(*RegisterParams) error
+}
+
+// NewRegisterOption is how package token makes its register options.
+func NewRegisterOption(name string, apply func(*RegisterParams) error) RegisterOption {
+	return RegisterOption{name: name, apply: apply}
+}
+
+// RegisterParams is what the register options set.
+type RegisterParams struct {
+	Current    Digest // digest of the machine token the caller holds
+	HasCurrent bool
+	RetryKey   Digest // digest of the caller's idempotency key
+	HasKey     bool
+}
+
+// BuildRegister applies register options; misuse is ErrInvalidOption, a
+// malformed token or key ErrMalformed.
+func BuildRegister(opts []RegisterOption) (RegisterParams, error) {
+	var p RegisterParams
+	for _, o := range opts {
+		if o.apply == nil {
+			return RegisterParams{}, fmt.Errorf("%w: zero RegisterOption", ErrInvalidOption)
+		}
+		if err := o.apply(&p); err != nil {
+			return RegisterParams{}, err
+		}
+	}
+	return p, nil
+}
+
+// ParseCursor reads a ListMachines cursor: "" (the start) or the decimal
+// sequence number of the last record of the previous page.
+func ParseCursor(c string) (int64, error) {
+	if c == "" {
+		return 0, nil
+	}
+	if len(c) > 19 {
+		return 0, fmt.Errorf("%w: cursor longer than 19 digits", ErrMalformed)
+	}
+	var n int64
+	for i := 0; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return 0, fmt.Errorf("%w: cursor is not a decimal number", ErrMalformed)
+		}
+		n = n*10 + int64(c[i]-'0')
+	}
+	if n <= 0 || (len(c) > 1 && c[0] == '0') {
+		return 0, fmt.Errorf("%w: cursor is not a positive number in canonical form", ErrMalformed)
+	}
+	return n, nil
+}
+
+// CheckLimit checks a ListMachines page size.
+func CheckLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return fmt.Errorf("%w: limit must be 1..%d", ErrInvalid, MaxListLimit)
+	}
+	return nil
+}
+
+// CheckExternal checks what RegisterExternal is given.
+func CheckExternal(issuer, ref, tier string) error {
+	if err := CheckField("issuer", issuer); err != nil {
+		return err
+	}
+	if err := CheckField("credential reference", ref); err != nil {
+		return err
+	}
+	return CheckField("tier", tier)
+}
+
+// Live is the machine-name record a registration meets: the name's one
+// non-revoked record.
+type Live struct {
+	ID           Digest
+	Registration string // registration ID, or "" for an external one
+	Issuer       string // external issuer, or ""
+	LastSeen     time.Time
+	ValidUntil   time.Time
+	RetryKey     Digest
+	HasKey       bool
+	RetryUntil   time.Time
+}
+
+// Decision is what a registration does with the name's live record.
+type Decision int
+
+const (
+	// Fresh: no live record (or an expired one, replaced): a normal
+	// registration.
+	Fresh Decision = iota
+	// Rotate: the caller proved possession of the live token.
+	Rotate
+	// Retry: the caller repeats a registration whose answer it never saw:
+	// same key, same credential source, within the window, token never used.
+	Retry
+	// Taken: refused with ErrMachineTaken.
+	Taken
+)
+
+// Decide applies the possession rule. live is nil when the name has no
+// non-revoked record. regID / issuer name the credential of this attempt.
+func Decide(live *Live, p RegisterParams, regID, issuer string, now time.Time) Decision {
+	if live == nil {
+		return Fresh
+	}
+	if !live.ValidUntil.IsZero() && !now.Before(live.ValidUntil) {
+		return Fresh // expired: nobody holds a working token
+	}
+	if p.HasCurrent && p.Current == live.ID {
+		return Rotate
+	}
+	if p.HasKey && live.HasKey && p.RetryKey == live.RetryKey && live.LastSeen.IsZero() &&
+		now.Before(live.RetryUntil) && live.Registration == regID && live.Issuer == issuer {
+		return Retry
+	}
+	return Taken
+}
+
+// RetryUntil is the end of the retry window of a registration at now.
+func (s *Settings) RetryUntil(now time.Time) time.Time { return Stamp(now.Add(s.RetryWindow)) }

@@ -39,12 +39,15 @@ type Settings struct {
 	Now             func() time.Time
 	Log             *slog.Logger
 	MachineLifetime time.Duration // zero: machine tokens do not expire
+	RetryWindow     time.Duration
+	Retention       time.Duration
 }
 
 // Build applies opts for the constructor ctor (named in errors), which
 // accepts the options in scope sc. Misuse wraps ErrInvalidOption.
 func Build(ctor string, sc Scope, opts []Option) (Settings, error) {
-	s := Settings{Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	s := Settings{Now: time.Now, Log: slog.New(slog.DiscardHandler),
+		RetryWindow: DefaultRetryWindow, Retention: DefaultMachineRetention}
 	for _, o := range opts {
 		if o.apply == nil {
 			return Settings{}, fmt.Errorf("%w: zero Option given to %s", ErrInvalidOption, ctor)
@@ -78,6 +81,10 @@ const (
 	EvRevoked     = "token_revoked"
 	EvAuthnFailed = "token_authn_failed"
 	EvUnavailable = "token_store_unavailable"
+	EvTaken       = "token_machine_taken"
+	EvReleased    = "token_machine_released"
+	EvRetried     = "token_register_retried"
+	EvPruned      = "token_machines_pruned"
 )
 
 // Reason is the "reason" attribute of a token_authn_failed event.
@@ -97,6 +104,8 @@ func Reason(err error) string {
 		return "exhausted"
 	case errors.Is(err, ErrInvalid):
 		return "invalid"
+	case errors.Is(err, ErrMachineTaken):
+		return "taken"
 	default:
 		return "unavailable"
 	}
@@ -111,6 +120,41 @@ func LogRegistered(ctx context.Context, l *slog.Logger, reg, m Digest) {
 	l.LogAttrs(ctx, slog.LevelInfo, "machine registered",
 		slog.String("event", EvRegistered), slog.String("kind", "machine"),
 		slog.String("registration_id_prefix", reg.Short()), slog.String("id_prefix", m.Short()))
+}
+
+// LogRegisteredExternal is token_registered for RegisterExternal.
+func LogRegisteredExternal(ctx context.Context, l *slog.Logger, issuer string, m Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "machine registered",
+		slog.String("event", EvRegistered), slog.String("kind", "machine"),
+		slog.String("issuer", issuer), slog.String("id_prefix", m.Short()))
+}
+
+// LogTaken records a registration refused by the possession rule.
+func LogTaken(ctx context.Context, l *slog.Logger, source string, live Digest) {
+	l.LogAttrs(ctx, slog.LevelWarn, "registration refused: machine name has a live machine token",
+		slog.String("event", EvTaken), slog.String("kind", "machine"),
+		slog.String("source", source), slog.String("live_id_prefix", live.Short()))
+}
+
+// LogReleased records an admin's release of a machine name.
+func LogReleased(ctx context.Context, l *slog.Logger, m Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "machine name released; its machine token revoked",
+		slog.String("event", EvReleased), slog.String("kind", "machine"), slog.String("id_prefix", m.Short()))
+}
+
+// LogRetried records a registration repeated with its idempotency key.
+func LogRetried(ctx context.Context, l *slog.Logger, old, m Digest) {
+	l.LogAttrs(ctx, slog.LevelInfo, "registration retried; unseen machine token replaced",
+		slog.String("event", EvRetried), slog.String("kind", "machine"),
+		slog.String("old_id_prefix", old.Short()), slog.String("id_prefix", m.Short()))
+}
+
+// LogPruned records how many old machine records were deleted.
+func LogPruned(ctx context.Context, l *slog.Logger, n int) {
+	if n > 0 {
+		l.LogAttrs(ctx, slog.LevelInfo, "old machine records pruned",
+			slog.String("event", EvPruned), slog.Int("count", n))
+	}
 }
 
 func LogReplaced(ctx context.Context, l *slog.Logger, old, m Digest) {

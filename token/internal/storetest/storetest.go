@@ -71,9 +71,36 @@ func wantErr(t *testing.T, what string, err, want error) {
 	}
 }
 
-// runConformance is the behaviour every token.Store must have.
+// allMachines pages through ListMachines two records at a time, so that
+// every test also checks the cursor.
+func allMachines(t *testing.T, s token.Store) []token.Machine {
+	t.Helper()
+	out := []token.Machine{}
+	after := ""
+	for i := 0; ; i++ {
+		page, next, err := s.ListMachines(context.Background(), after, 2)
+		if err != nil {
+			t.Fatalf("ListMachines(%q): %v", after, err)
+		}
+		if len(page) > 2 || (next != "" && len(page) != 2) {
+			t.Fatalf("ListMachines page of %d records, next %q", len(page), next)
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out
+		}
+		if i > 10000 {
+			t.Fatal("ListMachines does not end")
+		}
+		after = next
+	}
+}
+
+// Run is the behaviour every token.Store must have.
 func Run(t *testing.T, h Harness) {
 	ctx := context.Background()
+	runPossession(t, h)
+	runBounded(t, h)
 
 	t.Run("RegistrationIssueAndAuthenticate", func(t *testing.T) {
 		clk := newClock()
@@ -186,7 +213,7 @@ func Run(t *testing.T, h Harness) {
 		if again, _ := s.AuthenticateMachine(ctx, tok1); !again.LastSeen.Equal(core.Stamp(clk.Now())) {
 			t.Fatalf("LastSeen did not move after a minute: %v", again.LastSeen)
 		}
-		ms, _ := s.ListMachines(ctx)
+		ms := allMachines(t, s)
 		if len(ms) != 2 || ms[0].Machine != "machine-1" || !ms[0].LastSeen.Equal(core.Stamp(clk.Now())) {
 			t.Fatalf("ListMachines = %+v", ms)
 		}
@@ -232,7 +259,7 @@ func Run(t *testing.T, h Harness) {
 		if r.UsesLeft != 5 {
 			t.Fatalf("refused registrations took uses: %d left", r.UsesLeft)
 		}
-		if ms, _ := s.ListMachines(ctx); len(ms) != 0 {
+		if ms := allMachines(t, s); len(ms) != 0 {
 			t.Fatalf("refused registrations made machines: %+v", ms)
 		}
 	})
@@ -242,8 +269,11 @@ func Run(t *testing.T, h Harness) {
 		reg, _ := mustIssueRegistration(t, s, token.Registration{Tier: "t", Name: "n", Uses: 10})
 		old, _ := mustRegister(t, s, reg, "m")
 		other, _ := mustRegister(t, s, reg, "other")
-		cur, _ := mustRegister(t, s, reg, "m")
-		_, err := s.AuthenticateMachine(ctx, old)
+		cur, _, err := s.Register(ctx, reg, "m", token.WithCurrentToken(old))
+		if err != nil {
+			t.Fatalf("rotation: %v", err)
+		}
+		_, err = s.AuthenticateMachine(ctx, old)
 		wantErr(t, "old token", err, token.ErrRevoked)
 		if _, err := s.AuthenticateMachine(ctx, cur); err != nil {
 			t.Fatalf("new token: %v", err)
@@ -251,7 +281,7 @@ func Run(t *testing.T, h Harness) {
 		if _, err := s.AuthenticateMachine(ctx, other); err != nil {
 			t.Fatalf("another machine's token: %v", err)
 		}
-		ms, _ := s.ListMachines(ctx)
+		ms := allMachines(t, s)
 		live := 0
 		for _, m := range ms {
 			if m.Machine == "m" && !m.Revoked {
@@ -292,7 +322,7 @@ func Run(t *testing.T, h Harness) {
 		if ok != 50 || exhausted != n-50 {
 			t.Fatalf("%d registrations succeeded and %d were exhausted, want 50 and %d", ok, exhausted, n-50)
 		}
-		ms, _ := s.ListMachines(ctx)
+		ms := allMachines(t, s)
 		if len(ms) != 50 {
 			t.Fatalf("%d machine tokens stored, want 50", len(ms))
 		}
@@ -302,32 +332,41 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
-	t.Run("ConcurrentReRegistrationsLeaveOneLiveToken", func(t *testing.T) {
+	t.Run("ConcurrentRegistrationsOfOneNameLeaveOneLiveToken", func(t *testing.T) {
 		s := h.Open(t)
-		reg, _ := mustIssueRegistration(t, s, token.Registration{Tier: "t", Name: "n", Uses: token.Unlimited})
+		reg, _ := mustIssueRegistration(t, s, token.Registration{Tier: "t", Name: "n", Uses: 50})
 		const n = 20
 		toks := make([]string, n)
+		errs := make([]error, n)
 		var wg sync.WaitGroup
+		start := make(chan struct{})
 		for i := range n {
 			wg.Go(func() {
-				tok, _, err := s.Register(ctx, reg, "same-machine")
-				if err != nil {
-					t.Errorf("Register: %v", err)
-				}
-				toks[i] = tok
+				<-start
+				toks[i], _, errs[i] = s.Register(ctx, reg, "same-machine")
 			})
 		}
+		close(start)
 		wg.Wait()
-		live := 0
-		for _, tok := range toks {
-			if _, err := s.AuthenticateMachine(ctx, tok); err == nil {
+		live, taken := 0, 0
+		for i, tok := range toks {
+			switch {
+			case errs[i] == nil:
+				if _, err := s.AuthenticateMachine(ctx, tok); err != nil {
+					t.Errorf("the winner's token: %v", err)
+				}
 				live++
-			} else if !errors.Is(err, token.ErrRevoked) {
-				t.Errorf("AuthenticateMachine: %v", err)
+			case errors.Is(errs[i], token.ErrMachineTaken):
+				taken++
+			default:
+				t.Errorf("Register: %v", errs[i])
 			}
 		}
-		if live != 1 {
-			t.Fatalf("%d live machine tokens for one machine, want 1", live)
+		if live != 1 || taken != n-1 {
+			t.Fatalf("%d registrations of one name succeeded, %d taken; want 1 and %d", live, taken, n-1)
+		}
+		if r, _ := s.AuthenticateRegistration(ctx, reg); r.UsesLeft != 49 {
+			t.Fatalf("UsesLeft = %d, want 49: refused registrations took uses", r.UsesLeft)
 		}
 	})
 
@@ -425,7 +464,7 @@ func Run(t *testing.T, h Harness) {
 		// An token.ID of one kind does not revoke another kind.
 		wantErr(t, "sync token.ID as machine token.ID", s.RevokeMachine(ctx, srec.ID), token.ErrUnknown)
 
-		ms, _ := s.ListMachines(ctx)
+		ms := allMachines(t, s)
 		if len(ms) != 2 || ms[0].Revoked == ms[1].Revoked {
 			t.Fatalf("ListMachines = %+v", ms)
 		}
@@ -529,8 +568,8 @@ func Run(t *testing.T, h Harness) {
 		if len(l) != 3 || l[0].Name != "s2" || l[2].Name != "s0" {
 			t.Fatalf("ListSyncs = %+v", l)
 		}
-		empty, err := s.ListMachines(ctx)
-		if err != nil || empty == nil || len(empty) != 0 {
+		empty, next, err := s.ListMachines(ctx, "", token.MaxListLimit)
+		if err != nil || empty == nil || len(empty) != 0 || next != "" {
 			t.Fatalf("ListMachines on an empty store = %#v, %v", empty, err)
 		}
 	})
@@ -587,8 +626,12 @@ func Run(t *testing.T, h Harness) {
 		// Re-registration on A revokes the token B issued.
 		tokB, _ := mustIssueRegistration(t, b, token.Registration{Tier: "t", Name: "n2", Uses: 2})
 		first, _ := mustRegister(t, b, tokB, "shared")
-		mustRegister(t, a, tokB, "shared")
+		_, _, err = a.Register(ctx, tokB, "shared")
+		wantErr(t, "A re-registering B's live machine without proof", err, token.ErrMachineTaken)
+		if _, _, err := a.Register(ctx, tokB, "shared", token.WithCurrentToken(first)); err != nil {
+			t.Fatalf("rotation on A: %v", err)
+		}
 		_, err = b.AuthenticateMachine(ctx, first)
-		wantErr(t, "B's token after A re-registered the machine", err, token.ErrRevoked)
+		wantErr(t, "B's token after A rotated the machine", err, token.ErrRevoked)
 	})
 }
