@@ -612,3 +612,41 @@ func TestIdentityDischargeWithHTTPBakeryClient(t *testing.T) {
 		t.Fatalf("bakery infers %v", got)
 	}
 }
+
+// FuzzVerifyIdentityHeader mutates encoded identity logins: no panic, every
+// error is a sentinel, and a grant's user is only ever the one the pinned
+// identity provider declared (the fuzzer cannot make a provider signature,
+// so any other user means a declaration was taken from elsewhere).
+func FuzzVerifyIdentityHeader(f *testing.F) {
+	fx := newIDFixture(f)
+	seed := func(ms macaroon.Slice) {
+		enc, err := EncodeSlice(ms)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	seed(fx.dischargeWith(f, fx.idLogin(f, opAdminRead), nil))
+	seed(fx.dischargeWith(f, fx.idLogin(f, opAdminRead), func(_ string, dm *bakery.Macaroon) {
+		dm.M().AddFirstPartyCaveat([]byte("declared username root"))
+	}))
+	seed(forge(f, fx.tpKey, fx.resource(f, "entitled"), "declared username root"))
+	seed(macaroon.Slice{fx.idLogin(f, opAdminRead).M()})
+	f.Fuzz(func(t *testing.T, header string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Macaroons", header)
+		g, err := fx.svc.VerifyRequest(context.Background(), r, opAdminRead)
+		if err == nil {
+			if g.User != "alice" || fmt.Sprint(g.Groups) != "[admins ops]" {
+				t.Fatalf("grant for %q %v: not what the identity provider declared", g.User, g.Groups)
+			}
+			return
+		}
+		for _, want := range []error{ErrMissing, ErrMalformed, ErrExpired, ErrDenied, ErrDischargeRequired, ErrUnknownRootKey, ErrRevoked, ErrUserRefused} {
+			if errors.Is(err, want) {
+				return
+			}
+		}
+		t.Fatalf("error %v matches no sentinel", err)
+	})
+}
