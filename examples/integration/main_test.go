@@ -48,7 +48,7 @@ func build() {
 	}
 	bin = dir
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool",
+		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin",
 		"./examples/identity")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
