@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +78,40 @@ func WithIdentityProvider(location string, key *bakery.PublicKey) Option {
 		s.IdentityProviders[location] = key
 		return nil
 	})
+}
+
+// WithCheckIdentity makes NewService ask check, on every verification of
+// an identity login (MintIdentityLogin), whether the user and groups the
+// identity provider at provider declared may act, before WithCheckUser. Use
+// it when users come from several sources: a provider trusted to name the
+// admins of one list must not be able to declare a name another source
+// vouches for (an OpenID Connect "ISSUER#SUBJECT", say). An error refuses the
+// request with ErrUserRefused, or with ErrUnavailable when it wraps
+// ErrUnavailable. NewService only; nil is ErrInvalidOption.
+func WithCheckIdentity(check func(ctx context.Context, provider string, id Identity) error) Option {
+	return core.NewOption("WithCheckIdentity", core.ForService, func(s *core.Settings) error {
+		if check == nil {
+			return errors.New("nil check")
+		}
+		s.CheckIdentity = func(ctx context.Context, provider, user string, groups []string) error {
+			return check(ctx, provider, Identity{User: user, Groups: groups})
+		}
+		return nil
+	})
+}
+
+// checkIdentity runs WithCheckIdentity's callback.
+func (s *Service) checkIdentity(ctx context.Context, g *Grant) error {
+	if s.cfg.CheckIdentity == nil {
+		return nil
+	}
+	if err := s.cfg.CheckIdentity(ctx, g.IdentityProvider, g.User, slices.Clone(g.Groups)); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		return fmt.Errorf("%w: %q from %q: %v", ErrUserRefused, g.User, g.IdentityProvider, err)
+	}
+	return nil
 }
 
 // MintIdentityLogin mints a login macaroon for a user the identity provider

@@ -650,3 +650,65 @@ func FuzzVerifyIdentityHeader(f *testing.F) {
 		t.Fatalf("error %v matches no sentinel", err)
 	})
 }
+
+// WithCheckIdentity: a provider trusted to name the admins of one list
+// cannot declare a name from another source's namespace; the check sees
+// the provider and groups, runs only for identity logins, and passes
+// ErrUnavailable on.
+func TestCheckIdentity(t *testing.T) {
+	ctx := context.Background()
+	f := newIDFixture(t)
+	f.users["https://oidc.example#root"] = true // WithCheckUser would let it through
+	var calls []string
+	var down bool
+	svc, err := NewService("https://lpsec.example", f.svc.key, f.store, WithIdentityProvider(testIDP, &f.idpKey.Public),
+		WithCheckUser(func(_ context.Context, u string) error {
+			if !f.users[u] {
+				return errors.New("not an admin")
+			}
+			return nil
+		}),
+		WithCheckIdentity(func(_ context.Context, provider string, id Identity) error {
+			calls = append(calls, fmt.Sprint(provider, " ", id.User, " ", id.Groups))
+			if down {
+				return fmt.Errorf("directory: %w", ErrUnavailable)
+			}
+			if strings.Contains(id.User, "#") {
+				return errors.New("names with # are OpenID Connect users")
+			}
+			return nil
+		}), WithClock(f.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	g, err := svc.Verify(ctx, []macaroon.Slice{f.dischargeWith(t, f.idLogin(t, opAdminRead), nil)}, opAdminRead)
+	if err != nil || g.User != "alice" || g.IdentityProvider != testIDP {
+		t.Fatalf("grant %+v, err %v", g, err)
+	}
+	f.who = Identity{User: "https://oidc.example#root"}
+	_, err = svc.Verify(ctx, []macaroon.Slice{f.dischargeWith(t, f.idLogin(t, opAdminRead), nil)}, opAdminRead)
+	if !errors.Is(err, ErrUserRefused) || !strings.Contains(err.Error(), `"https://oidc.example#root" from "https://login.example": names with # are OpenID Connect users`) {
+		t.Fatalf("declared OIDC-namespace user: err = %v; want ErrUserRefused", err)
+	}
+	down = true
+	f.who = Identity{User: "alice"}
+	if _, err := svc.Verify(ctx, []macaroon.Slice{f.dischargeWith(t, f.idLogin(t, opAdminRead), nil)}, opAdminRead); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUserRefused) {
+		t.Fatalf("directory down: err = %v; want ErrUnavailable only", err)
+	}
+	// A Basic login never reaches the identity check.
+	n := len(calls)
+	if g, err := svc.Verify(ctx, []macaroon.Slice{{f.login(t, "alice", opAdminRead).M()}}, opAdminRead); err != nil || g.IdentityProvider != "" {
+		t.Fatalf("Basic login: grant %+v, err %v", g, err)
+	}
+	if len(calls) != n || calls[0] != "https://login.example alice [admins ops]" {
+		t.Fatalf("identity check calls %q", calls)
+	}
+	if _, err := NewService("l", f.svc.key, f.store, WithCheckIdentity(nil)); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "WithCheckIdentity: nil check") {
+		t.Fatalf("nil check: err = %v", err)
+	}
+	if _, err := NewDischarger(f.idpKey, func(context.Context, *http.Request, string) error { return nil },
+		WithCheckIdentity(func(context.Context, string, Identity) error { return nil })); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("WithCheckIdentity to NewDischarger: err = %v", err)
+	}
+}

@@ -75,12 +75,15 @@ type Grant struct {
 	// Groups are the groups the identity provider declared for an
 	// identity login (MintIdentityLogin), nil otherwise.
 	Groups []string
+	// IdentityProvider is the location of the pinned identity provider
+	// whose discharge declared User (MintIdentityLogin), "" otherwise.
+	IdentityProvider string
 }
 
 // NewService returns a Service that writes location into every macaroon,
 // encrypts third-party caveats with key (see the package documentation for
 // what the keys are) and mints and verifies with the root keys of rootKeys.
-// Options: WithThirdParty, WithIdentityProvider, WithDefaultTTL, WithMaxTTL, WithRevocations,
+// Options: WithThirdParty, WithIdentityProvider, WithCheckIdentity, WithDefaultTTL, WithMaxTTL, WithRevocations,
 // WithCheckUser, WithClock, WithLogger; any other, an empty location or a nil rootKeys is
 // ErrInvalidOption, and a bad key pair ErrInvalidKey.
 func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opts ...Option) (*Service, error) {
@@ -303,6 +306,12 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 		}
 	}
 	g = &Grant{User: cv.user, Ops: ops, Expiry: cv.expiry, ID: macaroonID(primary.Id()), Issued: cv.issued, Groups: cv.groups}
+	if idIdx != 0 {
+		g.IdentityProvider = provider
+		if err := s.checkIdentity(ctx, g); err != nil {
+			return nil, err
+		}
+	}
 	if g.User != "" {
 		if err := s.checkSession(ctx, g); err != nil {
 			return nil, err

@@ -43,7 +43,12 @@ func TestIdentityLogin(t *testing.T) {
 	dir := t.TempDir()
 	aliceSecret, mallorySecret := "alice-"+randHex(12), "mallory-"+randHex(12)
 	// mallory is known to the identity service but is no admin of the server.
-	idp := start(t, []string{"LPSEC_IDENTITY_USERS=alice=" + aliceSecret + ",mallory=" + mallorySecret},
+	// The identity service also vouches for an "ISSUER#SUBJECT" name, the
+	// form OpenID Connect logins get, which it must not be able to declare.
+	// Without --oidc-issuer the admin list refuses it too; with one, only
+	// the server's identity check does (TestIdentityCannotDeclareSSONames).
+	oidcSecret := "oidc-" + randHex(12)
+	idp := start(t, []string{"LPSEC_IDENTITY_USERS=alice=" + aliceSecret + ",mallory=" + mallorySecret + ",https://oidc.example#root=" + oidcSecret},
 		"identity", "--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "identity"))
 	srv := start(t, []string{"LPSEC_SERVER_ADMIN_USERS=" + f.userSpec}, "server",
 		append(serverArgs(f, filepath.Join(dir, "server")), "--identity-url", idp.URL,
@@ -145,6 +150,13 @@ func TestIdentityLogin(t *testing.T) {
 	}
 	if got, code := call(t, hc, "POST", srv.URL+"/v1/admin/auth-tokens", authz(mallory), create); got != 403 || code != "user_refused" {
 		t.Errorf("mallory: %d %q, want 403 user_refused", got, code)
+	}
+	oidcName, err := discharger(oidcSecret).DischargeAll(ctx, mint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, code := call(t, hc, "POST", srv.URL+"/v1/admin/auth-tokens", authz(oidcName), create); got != 403 || code != "user_refused" {
+		t.Errorf("identity service declaring an OpenID Connect name: %d %q, want 403 user_refused", got, code)
 	}
 	// alice's discharge is bound to her macaroon: with another one it is
 	// refused (the discharge was made with the other caveat's root key and

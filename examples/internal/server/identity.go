@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,7 +33,18 @@ func (m *macaroons) withIdentity(o Options, opts []lpmac.Option) ([]lpmac.Option
 		return nil, cli.Usagef("--identity-public-key: %v", err)
 	}
 	m.identityURL = strings.TrimRight(o.IdentityURL, "/")
-	return append(opts, lpmac.WithIdentityProvider(m.identityURL, pub)), nil
+	return append(opts, lpmac.WithIdentityProvider(m.identityURL, pub), lpmac.WithCheckIdentity(checkIdentity)), nil
+}
+
+// checkIdentity keeps the identity service to the names of the admin list:
+// "ISSUER#SUBJECT" names belong to OpenID Connect logins (sso.go), which
+// the admin-user check accepts on the issuer's word alone, so an identity
+// service declaring one would make anyone an admin.
+func checkIdentity(_ context.Context, _ string, id lpmac.Identity) error {
+	if strings.Contains(id.User, "#") {
+		return errors.New("user names with # are reserved for OpenID Connect logins")
+	}
+	return nil
 }
 
 // identityLogin answers POST /v1/admin/login/identity without

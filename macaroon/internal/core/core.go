@@ -96,6 +96,8 @@ type Settings struct {
 
 	Revocations RevocationStore
 	CheckUser   func(ctx context.Context, user string) error
+	// CheckIdentity is WithCheckIdentity's callback: provider, user, groups.
+	CheckIdentity func(ctx context.Context, provider, user string, groups []string) error
 }
 
 // Build applies opts for the constructor ctor (named in errors), which
