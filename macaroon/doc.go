@@ -95,8 +95,9 @@
 // discharge from an entitlement service, a holder's append, a second or
 // conflicting declaration) refuses the macaroon with
 // ErrUntrustedDeclaration; nothing is ignored. The user then goes through
-// WithCheckUser and revocation like a Basic login, and the event
-// macaroon_identity_declared records it.
+// WithCheckIdentity (when users come from several sources, to keep each
+// provider to its own names), WithCheckUser and revocation like a Basic
+// login, and the event macaroon_identity_declared records it.
 //
 // # Keys
 //
