@@ -36,6 +36,8 @@ type Basic struct {
 	// every hash computation, inside the concurrency slot.
 	now    func() time.Time
 	onHash func(work string)
+
+	errorWriter ErrorWriter // nil: httperr's JSON body
 }
 
 type userSet struct {
@@ -65,6 +67,7 @@ func NewBasic(users Users, opts ...Option) (*Basic, error) {
 		overload:      time.Second,
 		now:           s.now,
 		dummySeed:     maphash.MakeSeed(),
+		errorWriter:   s.errorWriter,
 	}
 	if !s.noCache {
 		b.cache = newSuccessCache(s.cacheTTL, s.cacheSize)

@@ -124,6 +124,9 @@ func TestMiddlewareThrottle(t *testing.T) {
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "30" {
 		t.Fatalf("ninth attempt from one address: %d Retry-After %q, want 429 30", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	if got := rec.Body.String(); got != `{"code":"throttled","error":"too many failed attempts; retry later"}`+"\n" {
+		t.Fatalf("429 body %q", got)
+	}
 	if got := w.take(); len(got) != 0 {
 		t.Fatalf("throttled request computed %v", got)
 	}
@@ -171,6 +174,9 @@ func TestMiddlewareOverloaded(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("overloaded: %d Retry-After %q, want 503 1", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	if got := rec.Body.String(); got != `{"code":"overloaded","error":"too many logins in progress; retry later"}`+"\n" {
+		t.Fatalf("503 body %q", got)
+	}
 	close(release)
 	if code := <-done; code != http.StatusOK {
 		t.Fatalf("first request: %d", code)
@@ -181,5 +187,28 @@ func TestMiddlewareOverloaded(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no overloaded event in %s", logs.String())
+	}
+}
+
+// TestMiddlewareErrorBody: the refusal is the JSON body shared by every
+// lpsec middleware, never naming the credentials; WithErrorWriter replaces
+// the body but not the challenge.
+func TestMiddlewareErrorBody(t *testing.T) {
+	hashes(t)
+	b, _, _ := newTestBasic(t, "alice:"+bcrypt4)
+	rec := serve(b, request(basicHeader("alice:wrong-secret")))
+	if rec.Code != 401 || rec.Header().Get("Content-Type") != "application/json" ||
+		rec.Body.String() != `{"code":"unauthorized","error":"authentication required"}`+"\n" {
+		t.Fatalf("401: %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var got []string
+	b2, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithErrorWriter(func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+		got = append(got, code)
+		w.WriteHeader(status)
+		io.WriteString(w, "custom")
+	}))
+	rec = serve(b2, request())
+	if rec.Code != 401 || rec.Body.String() != "custom" || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Basic realm=") || len(got) != 1 || got[0] != "unauthorized" {
+		t.Fatalf("custom writer: %d %q %q %v", rec.Code, rec.Body, rec.Header().Get("WWW-Authenticate"), got)
 	}
 }

@@ -44,6 +44,7 @@ type settings struct {
 	throttleBurst    int  // 0: no throttle
 	throttleInterval time.Duration
 	proxies          []netip.Prefix
+	errorWriter      ErrorWriter // nil: httperr's JSON body
 }
 
 func build(opts []Option) (*settings, error) {
@@ -233,6 +234,19 @@ func WithTrustedProxies(networks ...netip.Prefix) Option {
 			}
 			s.proxies = append(s.proxies, p.Masked())
 		}
+		return nil
+	}}
+}
+
+// WithErrorWriter replaces the writer of [Basic.Middleware]'s refusals
+// (default: the JSON body {"code","error"} every lpsec middleware writes).
+// A nil writer is an error.
+func WithErrorWriter(ew ErrorWriter) Option {
+	return Option{"WithErrorWriter", func(s *settings) error {
+		if ew == nil {
+			return fmt.Errorf("nil ErrorWriter")
+		}
+		s.errorWriter = ew
 		return nil
 	}}
 }

@@ -30,6 +30,7 @@ const (
 	DefaultCacheTTL       = 30 * time.Second
 	DefaultRevocationTTL  = 5 * time.Second
 	DefaultClientTimeout  = 30 * time.Second
+	DefaultStoreTimeout   = 2 * time.Second
 )
 
 // Scope says which constructors accept an option.
@@ -41,6 +42,7 @@ const (
 	ForDischargeClient
 	ForMemoryRootKeys
 	ForPostgresRootKeys
+	ForMiddleware
 	ForMemoryRevocations
 	ForPostgresRevocations
 
@@ -93,11 +95,18 @@ type Settings struct {
 
 	RotationPeriod time.Duration
 	CacheTTL       time.Duration // zero: no cache (WithoutRootKeyCache)
+	StoreTimeout   time.Duration // bound on each PostgreSQL store call
 
 	Revocations RevocationStore
 	CheckUser   func(ctx context.Context, user string) error
 	// CheckIdentity is WithCheckIdentity's callback: provider, user, groups.
 	CheckIdentity func(ctx context.Context, provider, user string, groups []string) error
+
+	// NewMiddleware: the refusal writer (nil: the shared JSON body) and,
+	// with WithDischargeRequired, the minter and cookie name suffix.
+	ErrorWriter  func(w http.ResponseWriter, r *http.Request, status int, code, message string)
+	Mint         func(ctx context.Context, r *http.Request, ops []bakery.Op) (*bakery.Macaroon, error)
+	CookieSuffix string
 }
 
 // Build applies opts for the constructor ctor (named in errors), which
@@ -111,6 +120,7 @@ func Build(ctor string, sc Scope, opts []Option) (*Settings, error) {
 		DischargeTTL:      DefaultDischargeTTL,
 		RotationPeriod:    DefaultRotationPeriod,
 		CacheTTL:          DefaultCacheTTL,
+		StoreTimeout:      DefaultStoreTimeout,
 		ThirdParties:      map[string]*bakery.PublicKey{},
 		IdentityProviders: map[string]*bakery.PublicKey{},
 	}
