@@ -162,3 +162,29 @@ func BenchmarkVerifySession(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerifyIdentityLogin: an identity login (primary + the identity
+// provider's discharge, with its event formatted) against the baseline of
+// a discharged resource macaroon of the same shape, in the same run.
+func BenchmarkVerifyIdentityLogin(b *testing.B) {
+	f := newIDFixture(b)
+	f.svc.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		ms   Slice
+		op   bakery.Op
+	}{
+		{"identity", f.dischargeWith(b, f.idLogin(b, opAdminRead), nil), opAdminRead},
+		{"baseline-discharged-resource", f.discharge(b, f.resource(b, "entitled")), opRegister},
+	} {
+		mss := []Slice{c.ms}
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := f.svc.Verify(ctx, mss, c.op); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

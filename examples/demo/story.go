@@ -27,6 +27,7 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/contracts"
+	"github.com/lpsec/lpsec/examples/internal/identity"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
 	"github.com/lpsec/lpsec/internal/kmodtest"
@@ -64,10 +65,13 @@ type demo struct {
 	contracts *contracts.Service
 	idp       *oidcop.Provider
 	idpCA     string
-	a, b      *server.Server
-	closers   []func()
-	secrets   []string // must never appear in the event log
-	logFile   string
+	identity  *identity.Service
+	// identitySecret is the admin's bearer secret at the identity service.
+	identitySecret string
+	a, b           *server.Server
+	closers        []func()
+	secrets        []string // must never appear in the event log
+	logFile        string
 }
 
 func (d *demo) cleanup() {
@@ -212,8 +216,11 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+	if !st.ok("start the identity service (single sign-on stand-in) on loopback TLS", func() (string, error) { return d.startIdentity(ctx) }) {
+		return
+	}
 	var adminHash string
-	if !st.ok("start server A (memory store, contracts key pinned, SSO via the provider)", func() (string, error) {
+	if !st.ok("start server A (memory store, contracts and identity keys pinned, SSO via the provider)", func() (string, error) {
 		h, err := auth.HashPassword(d.adminPassword, auth.HashBcrypt(10))
 		if err != nil {
 			return "", err
@@ -227,6 +234,8 @@ func (d *demo) story(ctx context.Context) {
 		o.OIDCClientID = oidcop.DeviceClientID
 		o.OIDCAdminClaim = oidcop.GroupsClaim + "=" + oidcop.AdminGroup
 		o.OIDCCACerts = d.idpCA
+		o.IdentityURL = d.identity.URL
+		o.IdentityPublicKey = d.identity.PublicKey
 		s, err := server.Start(ctx, o, d.log.With("party", "server-a"))
 		if err != nil {
 			return "", err
@@ -263,6 +272,8 @@ func (d *demo) story(ctx context.Context) {
 	if !d.ssoSteps(ctx) {
 		return
 	}
+
+	d.identitySteps(ctx, admin)
 
 	var regToken *api.IssuedToken
 	if !st.ok("admin issues a registration token (one use)", func() (string, error) {

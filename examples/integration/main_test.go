@@ -48,7 +48,8 @@ func build() {
 	}
 	bin = dir
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin")
+		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin",
+		"./examples/identity")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Sprintf("building the example binaries: %v\n%s", err, out)
