@@ -249,7 +249,13 @@ func (b *Basic) log(ctx context.Context, user string, client netip.Addr, o outco
 	if o.err == nil {
 		attrs = append(attrs, slog.String("event", "basicauth_authn_success"), slog.String("user", user))
 	} else {
-		attrs = append(attrs, slog.String("event", "basicauth_authn_failed"), slog.String("reason", o.reason))
+		// A refusal that checked no password is its own event, so that
+		// alerts on floods need not parse reasons.
+		event := "basicauth_authn_failed"
+		if o.reason == "throttled" || o.reason == "overloaded" {
+			event = "auth_throttled"
+		}
+		attrs = append(attrs, slog.String("event", event), slog.String("reason", o.reason))
 		switch o.reason {
 		case "throttled":
 			attrs = append(attrs, slog.String("limit", o.limit))

@@ -131,8 +131,8 @@ func TestMiddlewareThrottle(t *testing.T) {
 		t.Fatalf("throttled request computed %v", got)
 	}
 	recs := logs.records(t)
-	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "client" {
-		t.Fatalf("last record %v, want reason throttled, limit client", last)
+	if last := recs[len(recs)-1]; last["event"] != "auth_throttled" || last["reason"] != "throttled" || last["limit"] != "client" {
+		t.Fatalf("last record %v, want event auth_throttled, reason throttled, limit client", last)
 	}
 	// Another client behind the same proxy is not affected.
 	if rec := serve(b, viaProxy("203.0.113.6", "d")); rec.Code != http.StatusUnauthorized {
@@ -150,8 +150,8 @@ func TestMiddlewareThrottle(t *testing.T) {
 		}
 	}
 	recs = logs.records(t)
-	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "user_client" || last["user"] != "alice" {
-		t.Fatalf("last record %v, want reason throttled, limit user_client", last)
+	if last := recs[len(recs)-1]; last["event"] != "auth_throttled" || last["reason"] != "throttled" || last["limit"] != "user_client" || last["user"] != "alice" {
+		t.Fatalf("last record %v, want event auth_throttled, reason throttled, limit user_client", last)
 	}
 	clk.advance(30 * time.Second)
 	r := request(basicHeader("alice:" + testPassword))
@@ -183,10 +183,10 @@ func TestMiddlewareOverloaded(t *testing.T) {
 	}
 	found := false
 	for _, r := range logs.records(t) {
-		found = found || r["reason"] == "overloaded"
+		found = found || (r["event"] == "auth_throttled" && r["reason"] == "overloaded")
 	}
 	if !found {
-		t.Fatalf("no overloaded event in %s", logs.String())
+		t.Fatalf("no auth_throttled overloaded event in %s", logs.String())
 	}
 }
 

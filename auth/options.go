@@ -94,8 +94,9 @@ func WithRealm(realm string) Option {
 
 // WithLogger sends security events to logger: records with event
 // "basicauth_authn_success" or "basicauth_authn_failed" and, on failure, a
-// reason ("user_not_found", "bad_password", "malformed_header",
-// "throttled", "overloaded"). A "throttled" record says which limit
+// reason ("user_not_found", "bad_password", "malformed_header"); an
+// attempt refused before any password was checked is event
+// "auth_throttled" with reason "throttled" or "overloaded". A "throttled" record says which limit
 // refused in "limit" ("user_client": this user from this client address
 // group; "client": this address group, all users); an "overloaded" one
 // gives the attempt's place in the hash queue in "priority"

@@ -48,7 +48,8 @@ func build() {
 	}
 	bin = dir
 	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin")
+		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin",
+		"./examples/identity")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Sprintf("building the example binaries: %v\n%s", err, out)
@@ -148,7 +149,14 @@ var listenRe = regexp.MustCompile(`listening on (https://\S+)`)
 // at the end of the test.
 func start(t *testing.T, env []string, name string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(exe(t, name), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, env, name, exec.Command(exe(t, name), args...))
+}
+
+// startCmd is start for a command that runs the binary (prlimit ... --
+// server, for one).
+func startCmd(t *testing.T, env []string, name string, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	out, err := d.cmd.StdoutPipe()

@@ -26,6 +26,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	// Admin login through the pinned identity service (identity.go).
+	mux.HandleFunc("POST /v1/admin/login/identity", s.identityLogin)
 
 	// Admin: Basic once, for a macaroon; then one operation per endpoint.
 	mux.Handle("POST /v1/admin/login", s.admin.users.refreshing(s.admin.wrap(http.HandlerFunc(s.login))))
@@ -463,9 +465,11 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return PatchInfo{}, err
 	}
-	// patchverify.VerifyPatch holds the tarball and the module in memory
-	// (about twice the patch's size): one verification at a time keeps
-	// concurrent uploads and syncs from multiplying that.
+	// Given the file, patchverify.VerifyPatch reads it twice (hash, then
+	// tarball) and never holds it; it holds the tarball's files, the module
+	// among them (about the patch's size, up to --max-patch-size
+	// uncompressed): one verification at a time keeps concurrent uploads
+	// and syncs from multiplying that.
 	select {
 	case s.verifySem <- struct{}{}:
 	case <-ctx.Done():
@@ -485,7 +489,7 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	info, err := patchInfo(name, sum, head[:n], size, p)
 	p = nil
 	if size > 8<<20 {
-		// VerifyPatch's copies are garbage now: give a large patch's
+		// VerifyPatch's files are garbage now: give a large patch's
 		// pages back to the system at once rather than keep them.
 		debug.FreeOSMemory()
 	}
