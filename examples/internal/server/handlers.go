@@ -294,6 +294,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <registration token>")
 		return
 	}
+	if afterRegisterCommit(w) {
+		return
+	}
 	s.log.Info("machine registered", "event", "machine_registered", "machine", machine, "tier", rec.Tier)
 	writeJSON(w, http.StatusOK, api.RegisterResponse{Machine: machine, Tier: rec.Tier, MachineToken: tok})
 }
