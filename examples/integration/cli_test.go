@@ -14,7 +14,7 @@ import (
 
 func TestHelpAndUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"server", "client", "contracts", "patchtool"} {
+	for _, name := range []string{"server", "client", "contracts", "patchtool", "admin"} {
 		r := run(t, nil, name, "-h")
 		if r.code != 0 || !strings.Contains(r.stdout, "usage:") {
 			t.Errorf("%s -h: exit %d, stdout %q", name, r.code, r.stdout)
@@ -31,6 +31,11 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	for _, sub := range []string{"enable", "status", "refresh", "report", "machine-id"} {
 		if r := run(t, nil, "client", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_") && sub != "machine-id" {
 			t.Errorf("client %s -h: exit %d %q", sub, r.code, r.stdout)
+		}
+	}
+	for _, sub := range []string{"login", "logout", "tokens", "machines", "patches", "reports", "sync"} {
+		if r := run(t, nil, "admin", sub, "-h"); r.code != 0 || !strings.Contains(r.stdout, "LPSEC_ADMIN_SESSION_FILE") {
+			t.Errorf("admin %s -h: exit %d %q", sub, r.code, r.stdout)
 		}
 	}
 	if r := run(t, nil, "client", "bogus"); r.code != 2 {
@@ -54,6 +59,9 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"plaintext password", nil, append(base, "--signing-cert", f.cert, "--admin-users", "alice:hunter2hunter2"), []string{"--admin-users", "alice"}},
 		{"bad env duration", []string{"LPSEC_SERVER_SYNC_INTERVAL=soon"}, append(base, "--signing-cert", f.cert), []string{"$LPSEC_SERVER_SYNC_INTERVAL", `"soon"`, "want a Go duration"}},
 		{"database without KEK", []string{"LPSEC_SERVER_DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, append(base, "--signing-cert", f.cert), []string{"--database-url"}},
+		{"OIDC issuer without client", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1"), []string{"--oidc-issuer, --oidc-client-id and --oidc-admin-claim go together"}},
+		{"OIDC admin claim without value", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups"), []string{"CLAIM=VALUE"}},
+		{"http OIDC issuer", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups=x"), []string{"--oidc-issuer", "not an https URL"}},
 		{"http contracts URL", nil, append(base, "--signing-cert", f.cert, "--contracts-url", "http://127.0.0.1:1", "--contracts-public-key", "x"), []string{"--contracts"}},
 	}
 	for _, tc := range cases {

@@ -1,5 +1,5 @@
 // Command server is the example live-patch server: admins log in with HTTP
-// Basic for a macaroon, machines register with a registration token or an
+// Basic (or an OpenID Connect ID token) for a macaroon, machines register with a registration token or an
 // entitlement-service discharge, list and download verified patches and
 // send reports; downstream servers sync with a sync token. Every security
 // decision is made by an lpsec package.
@@ -39,7 +39,8 @@ func run(ctx context.Context, args []string) error {
 	var o server.Options
 	fs := cli.NewFlagSet("server", "[flags]", `The lpsec example live-patch server (HTTPS only).
 
-Routes: POST /v1/admin/login (Basic) returns an admin macaroon; /v1/admin/auth-tokens,
+Routes: POST /v1/admin/login (Basic, or "Bearer ID-TOKEN" from --oidc-issuer) returns an
+admin macaroon; /v1/admin/auth-tokens,
 /v1/admin/sync-tokens, /v1/admin/machines, /v1/admin/patches, /v1/admin/sync and
 /v1/admin/reports take it ("Authorization: Macaroon ..."). PUT /v1/client/{machine}
 registers a machine; GET /v1/client/{machine}/patches?kernel=..., POST

@@ -28,6 +28,10 @@ var noDatabase = []string{
 // register no driver themselves (the program picks and links one).
 var storesWithoutDriver = []string{"token/tokenpg", "macaroon/macaroonpg"}
 
+// The OpenID Connect verifier lives in auth/oidc so that importing auth
+// for Basic links no JOSE or OAuth library.
+var oidcLibraries = []string{"github.com/coreos/go-oidc/", "github.com/go-jose/", "golang.org/x/oauth2"}
+
 // driverPrefixes are import paths of database/sql drivers and their
 // client libraries.
 var driverPrefixes = []string{
@@ -104,6 +108,7 @@ func isDriver(path string) bool {
 // links another of them.
 func TestSixPackagesAreIndependent(t *testing.T) {
 	all := append(append([]string{}, six...), storesWithoutDriver...)
+	all = append(all, "auth/oidc")
 	graph := list(t, all...)
 	for _, p := range all {
 		own := strings.SplitN(p, "/", 2)[0]
@@ -162,4 +167,39 @@ func TestPatchtoolLinksNoMacaroon(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAuthLinksNoOIDC: auth (Basic) links neither go-oidc, go-jose nor
+// x/oauth2, nor auth/oidc; auth/oidc links those three and the standard
+// library only, not the test provider (zitadel) its tests run.
+func TestAuthLinksNoOIDC(t *testing.T) {
+	graph := list(t, "auth", "auth/oidc")
+	for d := range graph["auth"] {
+		if d == module+"/auth/oidc" || hasPrefix(d, oidcLibraries) {
+			t.Errorf("auth links %s; OpenID Connect belongs to auth/oidc", d)
+		}
+	}
+	for d := range graph["auth/oidc"] {
+		first := strings.SplitN(d, "/", 2)[0]
+		if !strings.Contains(first, ".") || strings.HasPrefix(d, module+"/internal/") {
+			continue // standard library (and what it vendors)
+		}
+		if !hasPrefix(d, oidcLibraries) {
+			t.Errorf("auth/oidc links %s: it needs only go-oidc, go-jose and x/oauth2", d)
+		}
+	}
+	for _, lib := range []string{"github.com/coreos/go-oidc/v3/oidc", "github.com/go-jose/go-jose/v4"} {
+		if !graph["auth/oidc"][lib] {
+			t.Errorf("auth/oidc does not link %s: is it still built on it?", lib)
+		}
+	}
+}
+
+func hasPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 type adminAuth struct {
 	basic *auth.Basic // nil: no admin users configured
 	users *adminUsers
+	sso   *sso // nil: no OpenID provider configured
 }
 
 func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
@@ -59,15 +60,26 @@ func newAdminAuth(o Options, log *slog.Logger) (*adminAuth, error) {
 }
 
 func (a *adminAuth) wrap(next http.Handler) http.Handler {
-	if a.basic == nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusUnauthorized, "unauthorized", "this server has no admin users")
-		})
+	var basic http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "this server has no admin users")
+	})
+	if a.basic != nil {
+		basic = a.basic.Middleware(next)
 	}
-	return a.basic.Middleware(next)
+	if a.sso == nil {
+		return basic
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.sso.bearer(w, r, next) {
+			basic.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (a *adminAuth) user(ctx context.Context) string {
+	if u, ok := ctx.Value(ssoUserKey{}).(string); ok {
+		return u
+	}
 	u, _ := auth.UserFromContext(ctx)
 	return u
 }

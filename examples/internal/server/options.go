@@ -20,6 +20,8 @@ type Options struct {
 	AdminUsersFile string
 	AdminTTL       time.Duration
 
+	OIDCIssuer, OIDCClientID, OIDCAdminClaim, OIDCCACerts string
+
 	DatabaseURL string
 	RootKeyKEK  string
 
@@ -66,6 +68,10 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdminUsers, "admin-users", "", "admin users as `user:hash,...` (bcrypt $2y$10$... from `htpasswd -nbBC 10`, or argon2id PHC)")
 	fs.StringVar(&o.AdminUsersFile, "admin-users-file", "", "admin users as an htpasswd `file` (bcrypt or argon2id hashes only)")
 	fs.DurationVar(&o.AdminTTL, "admin-macaroon-ttl", 8*time.Hour, "lifetime of admin macaroons from /v1/admin/login (at most 240h; POST /v1/admin/logout ends one sooner)")
+	fs.StringVar(&o.OIDCIssuer, "oidc-issuer", "", "https `URL` of an OpenID Connect provider whose ID tokens log admins in\n(POST /v1/admin/login with \"Authorization: Bearer ID-TOKEN\", beside Basic)")
+	fs.StringVar(&o.OIDCClientID, "oidc-client-id", "", "the `client ID` ID tokens must be issued to (their audience)")
+	fs.StringVar(&o.OIDCAdminClaim, "oidc-admin-claim", "", "`CLAIM=VALUE` granting admin rights, as groups=lpsec-admins (the claim is that string\nor an array holding it); the admin is ISSUER#SUBJECT, never a display name")
+	fs.StringVar(&o.OIDCCACerts, "oidc-ca-certs", "", "extra CA certificates `file` (PEM) for the OpenID provider")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it everything is kept in memory (patch files in --state-dir) and lost on restart")
 	cli.Secret(fs, &o.RootKeyKEK, "root-key-kek", "key-encryption `key` for macaroon root keys in PostgreSQL: base64 of 32 bytes\n(`openssl rand -base64 32`); required with --database-url, the same on every instance")
 	fs.Var(&o.SigningCerts, "signing-cert", "certificate `file` (PEM) uploaded and synced patches must be signed by; repeatable")

@@ -187,6 +187,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if s.admin, err = newAdminAuth(o, log); err != nil {
 		return nil, err
 	}
+	if s.admin.sso, err = newSSO(ctx, o, log); err != nil {
+		return nil, err
+	}
+	if s.admin.sso != nil {
+		s.admin.users.sso = s.admin.sso.isUser
+	}
 	if s.ident, err = newIdentity(o, log); err != nil {
 		return nil, err
 	}
