@@ -28,8 +28,9 @@ import (
 // Every client must end with a working machine token, and every use taken
 // from a one-use token must belong to a machine that holds its token.
 
-// bgRun starts a binary and returns a channel with its result.
-func bgRun(t *testing.T, ctx context.Context, env []string, name string, args ...string) <-chan result {
+// bgRun starts a binary and returns its process and a channel with its
+// result.
+func bgRun(t *testing.T, ctx context.Context, env []string, name string, args ...string) (*os.Process, <-chan result) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, exe(t, name), args...)
 	cmd.Env = append(cleanEnv(), env...)
@@ -50,7 +51,7 @@ func bgRun(t *testing.T, ctx context.Context, env []string, name string, args ..
 		}
 		ch <- result{so.String(), se.String(), code}
 	}()
-	return ch
+	return cmd.Process, ch
 }
 
 // waitResult waits for a background command, failing the test on timeout.
@@ -145,9 +146,11 @@ func issueOneUse(t *testing.T, ctx context.Context, admin *client.Admin, n int) 
 // TestRegisterKilledAfterCommitPostgres kills the server with SIGKILL
 // right after each registration commits, then restarts it on the same
 // address and database. The first clients find it back within their
-// backoff and finish in the same run; the last gives up while the server
-// is down and is enabled by a second `client enable` with the same token,
-// which repeats the registration with the idempotency key it saved.
+// backoff and finish in the same run; the last is killed with SIGKILL too
+// while the server is down, and is enabled by a second `client enable`
+// with the same token, which repeats the registration with the
+// idempotency key it saved before sending (without it: 401, the one-use
+// token is spent, and the machine is locked out).
 func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 	t.Parallel()
 	db := pgtest.Database(t)
@@ -174,7 +177,7 @@ func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 	if _, err := admin.Login(ctx, "alice", f.password); err != nil {
 		t.Fatal(err)
 	}
-	const n = 4
+	const n = 3
 	tokens := issueOneUse(t, ctx, admin, n)
 	srv.stop(t)
 
@@ -188,7 +191,7 @@ func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 		}
 		victim := restart("kill")
 		args := d.clientArgs("enable", name, victim.URL, "--log-level", "info", tok.Token)
-		ch := bgRun(t, ctx, nil, "client", args...)
+		proc, ch := bgRun(t, ctx, nil, "client", args...)
 		waitExit(t, victim)
 		if i < n-1 {
 			// Back at once: the client's own retry finds it.
@@ -198,9 +201,12 @@ func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 				t.Fatalf("%s: enable across a kill -9 after commit: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
 			}
 		} else {
-			// Down until the client gives up: it keeps its key.
-			r := waitResult(t, ch, "client enable")
-			if r.code == 0 {
+			// The client dies too, while it waits to retry: the key it
+			// saved before sending is all that is left.
+			if err := proc.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if r := waitResult(t, ch, "client enable"); r.code == 0 {
 				t.Fatalf("%s: enabled with the server dead: %s", name, r.stdout)
 			}
 			if _, err := os.Stat(filepath.Join(d.dir, name, "pending.json")); err != nil {
@@ -253,7 +259,7 @@ func TestRegisterDatabaseCrashAfterCommit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d.dir, name+"-machine-id"), []byte(randHex(16)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ch := bgRun(t, ctx, nil, "client", d.clientArgs("enable", name, srv.URL, tokens[0].Token)...)
+	_, ch := bgRun(t, ctx, nil, "client", d.clientArgs("enable", name, srv.URL, tokens[0].Token)...)
 	// The server prints the line while it holds the committed answer.
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(srv.stderr.String(), "test_hook_paused") {
