@@ -228,7 +228,7 @@ func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 	if retried != n {
 		t.Errorf("%d token_register_retried events, want %d (one per killed registration)", retried, n)
 	}
-	srv = restart("")
+	restart("") // stopped by the test's cleanup
 	if _, err := admin.Login(ctx, "alice", f.password); err != nil {
 		t.Fatal(err)
 	}
