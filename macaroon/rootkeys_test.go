@@ -193,6 +193,7 @@ func TestDefaultsMatchCore(t *testing.T) {
 		{"DefaultRootKeyRotationPeriod", DefaultRootKeyRotationPeriod, core.DefaultRotationPeriod},
 		{"DefaultRootKeyCacheTTL", DefaultRootKeyCacheTTL, core.DefaultCacheTTL},
 		{"DefaultRevocationCacheTTL", DefaultRevocationCacheTTL, core.DefaultRevocationTTL},
+		{"DefaultStoreTimeout", DefaultStoreTimeout, core.DefaultStoreTimeout},
 	} {
 		if c.doc != c.actual {
 			t.Errorf("%s = %v, but %v is applied", c.name, c.doc, c.actual)

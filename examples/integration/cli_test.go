@@ -62,6 +62,8 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"OIDC issuer without client", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1"), []string{"--oidc-issuer, --oidc-client-id and --oidc-admin-claim go together"}},
 		{"OIDC admin claim without value", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "https://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups"), []string{"CLAIM=VALUE"}},
 		{"http OIDC issuer", nil, append(base, "--signing-cert", f.cert, "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "c", "--oidc-admin-claim", "groups=x"), []string{"--oidc-issuer", "not an https URL"}},
+		{"zero database timeout", nil, append(base, "--signing-cert", f.cert, "--database-timeout", "0s"), []string{"--database-timeout must be positive"}},
+		{"zero log repeat interval", []string{"LPSEC_SERVER_LOG_REPEAT_INTERVAL=0s"}, append(base, "--signing-cert", f.cert), []string{"--log-repeat-interval must be positive"}},
 		{"http contracts URL", nil, append(base, "--signing-cert", f.cert, "--contracts-url", "http://127.0.0.1:1", "--contracts-public-key", "x"), []string{"--contracts"}},
 	}
 	for _, tc := range cases {

@@ -64,6 +64,14 @@ SIGHUP re-reads --admin-users-file (removed users' macaroons end) and --signing-
 	if err := cli.Positive("shutdown-timeout", o.ShutdownTimeout); err != nil {
 		return err
 	}
+	if err := cli.Positive("log-repeat-interval", o.LogRepeatInterval); err != nil {
+		return err
+	}
+	if err := cli.Positive("database-timeout", o.DatabaseTimeout); err != nil {
+		return err
+	}
+	log, flushLog := logx.Quiet(log, o.LogRepeatInterval)
+	defer flushLog(context.Background())
 	// SIGHUP is caught from before start-up: its default action would end
 	// the process.
 	hup := make(chan os.Signal, 1)

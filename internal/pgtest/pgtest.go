@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +234,85 @@ func (c *Cluster) Crash() {
 func (c *Cluster) Stop() {
 	c.t.Helper()
 	c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "stop")
+}
+
+// postmasterPID reads the server's process id from postmaster.pid.
+func (c *Cluster) postmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.data(), "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("postmaster.pid: bad pid %q", first)
+	}
+	return pid, nil
+}
+
+// children lists the processes whose parent is pid (from /proc).
+func children(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may contain spaces; the
+		// parent pid is the second field after the closing one.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b)[i+1:])
+		if len(f) > 1 {
+			if pp, _ := strconv.Atoi(f[1]); pp == pid {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// Freeze stops the server and every backend with SIGSTOP, as a network
+// partition or a hung host would look to clients: connections stay open
+// and new ones are accepted by the kernel, but nothing answers. The
+// postmaster is stopped first, so it forks no backend that would escape.
+// Thaw (or the test's cleanup) resumes it. Linux only (/proc).
+func (c *Cluster) Freeze() {
+	c.t.Helper()
+	pm, err := c.postmasterPID()
+	if err != nil {
+		c.t.Fatalf("pgtest: freeze: %v", err)
+	}
+	c.signal(pm, syscall.SIGSTOP)
+	for _, p := range children(pm) {
+		c.signal(p, syscall.SIGSTOP)
+	}
+	c.t.Cleanup(c.Thaw) // a frozen cluster would block its own stop
+}
+
+// Thaw resumes a server stopped by Freeze: backends first, then the
+// postmaster. Thawing a running server does nothing.
+func (c *Cluster) Thaw() {
+	pm, err := c.postmasterPID()
+	if err != nil {
+		return // not running
+	}
+	for _, p := range children(pm) {
+		_ = syscall.Kill(p, syscall.SIGCONT)
+	}
+	_ = syscall.Kill(pm, syscall.SIGCONT)
+}
+
+func (c *Cluster) signal(pid int, sig syscall.Signal) {
+	c.t.Helper()
+	if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
+		c.t.Fatalf("pgtest: kill %d %v: %v", pid, sig, err)
+	}
 }

@@ -3,7 +3,9 @@ package pgtest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
+	"time"
 )
 
 func TestDatabaseIsUsable(t *testing.T) {
@@ -73,5 +75,36 @@ func TestClusterStopStart(t *testing.T) {
 	c.Start()
 	if err := db.PingContext(ctx); err != nil {
 		t.Fatalf("ping restarted cluster: %v", err)
+	}
+}
+
+// TestClusterFreezeThaw: a frozen cluster accepts connections but answers
+// nothing, so a ping waits for its context; after Thaw it answers.
+func TestClusterFreezeThaw(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster")
+	}
+	c := StartCluster(t)
+	db, err := sql.Open("pgx", c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.PingContext(context.Background()); err != nil {
+		t.Fatalf("ping running cluster: %v", err)
+	}
+	c.Freeze()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := db.PingContext(ctx); !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		t.Fatalf("ping frozen cluster: %v, want it to wait for the deadline", err)
+	}
+	c.Thaw()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	for db.PingContext(ctx2) != nil { // the pool may first meet the connection the deadline closed
+		if ctx2.Err() != nil {
+			t.Fatal("cluster did not answer after Thaw")
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lpsec/lpsec/internal/pgmigrate"
@@ -40,6 +41,8 @@ type RevocationStore struct {
 	mu       sync.Mutex
 	snap     *revocationSnapshot
 	loadedAt time.Time
+	lastErr  error         // of the last failed load
+	failures atomic.Uint64 // failed loads so far
 }
 
 type revocationSnapshot struct {
@@ -71,7 +74,8 @@ var revocationMigrations = [][]string{{
 
 // NewRevocationStore returns a store using db (opened with the "pgx"
 // driver). Call Migrate once at start-up before using it. Options:
-// macaroon.WithCacheTTL, WithoutRevocationCache, WithClock, WithLogger; any
+// macaroon.WithCacheTTL, WithoutRevocationCache, WithStoreTimeout,
+// WithClock, WithLogger; any
 // other, or a nil db, is macaroon.ErrInvalidOption.
 func NewRevocationStore(db *sql.DB, opts ...macaroon.Option) (*RevocationStore, error) {
 	if db == nil {
@@ -108,6 +112,8 @@ func ceilMicro(t time.Time) time.Time {
 // or expiry replaces an earlier one, never the reverse. It also deletes
 // expired rows. This instance refuses what r matches at once.
 func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) error {
+	ctx, cancel := context.WithTimeout(ctx, s.p.StoreTimeout)
+	defer cancel()
 	if err := macaroon.CheckRevocation(r); err != nil {
 		return err
 	}
@@ -138,6 +144,8 @@ func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) err
 // RevocationStore. A database fault is an error wrapping
 // macaroon.ErrUnavailable.
 func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.p.StoreTimeout)
+	defer cancel()
 	now := s.p.Now()
 	if s.p.CacheTTL > 0 {
 		snap, err := s.snapshot(ctx, now)
@@ -163,14 +171,22 @@ func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued t
 // if needed; one caller loads while the others wait for it, and no lock is
 // held while a check runs.
 func (s *RevocationStore) snapshot(ctx context.Context, now time.Time) (*revocationSnapshot, error) {
+	failures := s.failures.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.snap != nil && now.Before(s.loadedAt.Add(s.p.CacheTTL)) && !now.Before(s.loadedAt) {
 		return s.snap, nil
 	}
+	if s.failures.Load() != failures {
+		// A load failed while this call queued for the lock: fail with it
+		// rather than wait a further StoreTimeout on a database that just
+		// timed out, so no caller waits more than about one StoreTimeout.
+		return nil, s.lastErr
+	}
 	snap, err := s.load(ctx, now)
 	if err != nil {
-		s.snap = nil
+		s.snap, s.lastErr = nil, err
+		s.failures.Add(1)
 		return nil, err
 	}
 	s.snap, s.loadedAt = snap, now

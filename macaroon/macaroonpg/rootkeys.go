@@ -14,6 +14,23 @@
 // NewRevocationStore keeps the revocations of login macaroons
 // (macaroon.WithRevocations) in the same database, so a logout on one
 // instance is refused on all of them within a documented bound.
+//
+// # Faults
+//
+// Every call that reaches the database is bounded by
+// macaroon.WithStoreTimeout (default macaroon.DefaultStoreTimeout, 2 s):
+// with the database frozen or partitioned away it fails within that bound
+// with an error wrapping macaroon.ErrUnavailable instead of hanging, and the
+// stores recover by themselves when the database is back. Migrate is bounded
+// only by its caller's context, as a migration may rightly take longer.
+//
+// The connection pool is the *sql.DB's and so the caller's to limit. For a
+// server instance we recommend db.SetMaxOpenConns(20) (instances times this
+// must stay below the server's max_connections), db.SetMaxIdleConns(20),
+// db.SetConnMaxIdleTime(5*time.Minute) and db.SetConnMaxLifetime(30*time.Minute):
+// requests beyond the limit queue for a connection, and that wait counts
+// against the store timeout, so an overloaded database answers
+// ErrUnavailable quickly rather than piling up connections.
 package macaroonpg
 
 import (
@@ -122,7 +139,8 @@ var rootKeyMigrations = [][]string{{
 // it follows the production default: a new minting key every 24 hours, each
 // kept 240 hours past its last use for minting, cached for 30 seconds.
 // Options: macaroon.WithRotationPeriod, WithMaxTTL, WithCacheTTL,
-// WithoutRootKeyCache, WithClock, WithLogger; any other, or a nil db, is
+// WithoutRootKeyCache, WithStoreTimeout, WithClock, WithLogger; any other,
+// or a nil db, is
 // macaroon.ErrInvalidOption; a nil kek is macaroon.ErrInvalidKey.
 func NewRootKeyStore(db *sql.DB, kek *KeyEncryptionKey, opts ...macaroon.Option) (*RootKeyStore, error) {
 	if db == nil {
@@ -165,6 +183,8 @@ func (s *RootKeyStore) RootKey(ctx context.Context) (rootKey, id []byte, err err
 		return core.Clone(c.key), core.Clone(c.id), nil
 	}
 
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	k, err := s.findMintingKey(ctx, s.db, now)
 	if err == nil && k == nil {
 		k, err = s.rotate(ctx, now)
@@ -287,6 +307,8 @@ func (s *RootKeyStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 	if ok && s.fresh(&c, now) && now.Before(c.expires) {
 		return core.Clone(c.key), nil
 	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 
 	var (
 		sealed  []byte
@@ -321,6 +343,8 @@ func (s *RootKeyStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 // wraps bakery.ErrNotFound; a database fault wraps macaroon.ErrUnavailable and
 // means the key may not be revoked.
 func (s *RootKeyStore) Revoke(ctx context.Context, id []byte) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if len(id) != core.RootKeyIDLen {
 		return core.ErrRevokeMalformedID
 	}
@@ -381,6 +405,14 @@ func (s *RootKeyStore) decrypt(ctx context.Context, id []byte, kekID string, sea
 		return nil, fmt.Errorf("key %x: %w", id, err)
 	}
 	return key, nil
+}
+
+// deadline bounds one call that reaches the database (WithStoreTimeout).
+// When it passes, pgx closes the connection the call was using (its
+// context watcher sets a past deadline on the socket), so a frozen server
+// cannot hold the call, and database/sql drops that connection.
+func (s *RootKeyStore) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.p.StoreTimeout)
 }
 
 // unavailable wraps a database error with macaroon.ErrUnavailable and logs it.

@@ -9,6 +9,23 @@
 //	store, err := tokenpg.NewStore(db, token.WithLogger(logger))
 //	if err := store.Migrate(ctx); err != nil { ... }
 //	mw, err := token.NewMiddleware(store, token.WithLogger(logger))
+//
+// # Faults
+//
+// Every Store call is bounded by token.WithStoreTimeout (default
+// token.DefaultStoreTimeout, 2 s), the wait for a pooled connection
+// included: with the database frozen or partitioned away a call fails within
+// that bound with token.ErrUnavailable, which the Middleware answers with
+// 503, instead of hanging. Migrate is bounded only by its caller's context,
+// as a migration may rightly take longer.
+//
+// The connection pool is the *sql.DB's and so the caller's to limit. For a
+// server instance we recommend db.SetMaxOpenConns(20) (instances times this
+// must stay below the server's max_connections), db.SetMaxIdleConns(20),
+// db.SetConnMaxIdleTime(5*time.Minute) and db.SetConnMaxLifetime(30*time.Minute):
+// requests beyond the limit queue for a connection within the store timeout,
+// so an overloaded database answers ErrUnavailable quickly rather than
+// piling up connections.
 package tokenpg
 
 import (
@@ -50,13 +67,16 @@ var _ token.Store = (*Store)(nil)
 // NewStore returns a store on db, which must use the pgx driver
 // (github.com/jackc/pgx/v5/stdlib, driver name "pgx"). Options:
 // token.WithClock, token.WithLogger, token.WithMachineLifetime,
-// token.WithRetryWindow, token.WithMachineRetention; any other,
-// or a nil db, is token.ErrInvalidOption.
+// token.WithRetryWindow, token.WithMachineRetention, token.WithStoreTimeout;
+// any other, or a nil db, is token.ErrInvalidOption.
+//
+// The pool is db's: set its limits (see the package documentation for
+// recommended values).
 func NewStore(db *sql.DB, opts ...token.Option) (*Store, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: tokenpg.NewStore: nil *sql.DB", token.ErrInvalidOption)
 	}
-	cfg, err := core.Build("tokenpg.NewStore", core.ForStores, opts)
+	cfg, err := core.Build("tokenpg.NewStore", core.ForStores|core.ForDatabase, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +156,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// deadline bounds one store call (WithStoreTimeout). When it passes, pgx
+// closes the connection the call was using (its context watcher sets a
+// past deadline on the socket), so a frozen server cannot hold the call,
+// and database/sql drops that connection from the pool.
+func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.StoreTimeout)
+}
+
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%w: %s: %w", token.ErrUnavailable, op, err)
 }
@@ -160,6 +188,8 @@ func fromNull(t sql.NullTime) time.Time {
 
 // IssueRegistration implements Store.
 func (s *Store) IssueRegistration(ctx context.Context, r token.Registration) (string, token.Registration, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	now := s.cfg.Clock()
 	if err := core.CheckRegistration(r.Tier, r.Name, r.Uses, r.ValidUntil, now); err != nil {
 		return "", token.Registration{}, err
@@ -199,6 +229,8 @@ func scanRegistration(row interface{ Scan(...any) error }) (token.Registration, 
 
 // AuthenticateRegistration implements Store.
 func (s *Store) AuthenticateRegistration(ctx context.Context, tok string) (token.Registration, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	d, err := core.DigestOf(tok)
 	if err != nil {
 		return token.Registration{}, err
@@ -230,6 +262,8 @@ func (s *Store) AuthenticateRegistration(ctx context.Context, tok string) (token
 // (rotation, retry, expired token) takes a transaction that row-locks that
 // record, revokes it, prunes the name's history and inserts.
 func (s *Store) Register(ctx context.Context, registrationToken, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	p, err := core.BuildRegister(opts)
 	if err != nil {
 		return "", token.Machine{}, err
@@ -305,6 +339,8 @@ func (s *Store) registrationRefusal(ctx context.Context, tx querier, rd core.Dig
 // RegisterExternal implements Store, in the same transaction shape as
 // Register without a registration token.
 func (s *Store) RegisterExternal(ctx context.Context, ext token.External, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	p, err := core.BuildRegister(opts)
 	if err != nil {
 		return "", token.Machine{}, err
@@ -504,6 +540,8 @@ func isUniqueViolation(err error) bool {
 
 // ReleaseMachine implements Store.
 func (s *Store) ReleaseMachine(ctx context.Context, machine string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	if err := core.CheckField("machine", machine); err != nil {
 		return err
 	}
@@ -528,8 +566,12 @@ func (s *Store) PruneMachines(ctx context.Context) (int, error) {
 	cutoff := s.cfg.Clock().Add(-s.cfg.Retention)
 	n := 0
 	for {
-		res, err := s.db.ExecContext(ctx, `DELETE FROM lpsec_token_machine WHERE id IN (
+		// Each batch has its own deadline: a long prune is legitimate, a
+		// batch that hangs is not.
+		bctx, cancel := s.deadline(ctx)
+		res, err := s.db.ExecContext(bctx, `DELETE FROM lpsec_token_machine WHERE id IN (
 			SELECT id FROM lpsec_token_machine WHERE revoked AND revoked_at < $1 LIMIT $2)`, cutoff, core.MaxListLimit)
+		cancel()
 		if err != nil {
 			return n, s.logUnavailable(ctx, "prune machines", err)
 		}
@@ -572,6 +614,8 @@ func scanMachine(row interface{ Scan(...any) error }) (token.Machine, error) {
 // not: a statement that reads the record and, when the token is live and
 // LastSeen is a minute old or more, records LastSeen.
 func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Machine, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	d, err := core.DigestOf(tok)
 	if err != nil {
 		return token.Machine{}, err
@@ -599,6 +643,8 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 
 // IssueSync implements Store.
 func (s *Store) IssueSync(ctx context.Context, sy token.Sync) (string, token.Sync, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	now := s.cfg.Clock()
 	if err := core.CheckSync(sy.Tier, sy.Name, sy.ValidUntil, now); err != nil {
 		return "", token.Sync{}, err
@@ -636,6 +682,8 @@ func scanSync(row interface{ Scan(...any) error }) (token.Sync, error) {
 
 // AuthenticateSync implements Store, like AuthenticateMachine.
 func (s *Store) AuthenticateSync(ctx context.Context, tok string) (token.Sync, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	d, err := core.DigestOf(tok)
 	if err != nil {
 		return token.Sync{}, err
@@ -663,6 +711,8 @@ func (s *Store) AuthenticateSync(ctx context.Context, tok string) (token.Sync, e
 
 // The table names are constants, never input.
 func (s *Store) revoke(ctx context.Context, kind, table, id string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	d, err := core.ParseID(id)
 	if err != nil {
 		return err
@@ -689,6 +739,8 @@ func (s *Store) RevokeRegistration(ctx context.Context, id string) error {
 
 // RevokeMachine implements Store.
 func (s *Store) RevokeMachine(ctx context.Context, id string) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	d, err := core.ParseID(id)
 	if err != nil {
 		return err
@@ -715,6 +767,8 @@ func (s *Store) RevokeSync(ctx context.Context, id string) error {
 }
 
 func list[T any](ctx context.Context, s *Store, op, query string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, query)
 	if err != nil {
 		return nil, s.logUnavailable(ctx, op, err)
@@ -744,6 +798,8 @@ func (s *Store) ListRegistrations(ctx context.Context) ([]token.Registration, er
 // seq, so a page costs an index range scan of limit rows, never a sort of
 // the table.
 func (s *Store) ListMachines(ctx context.Context, after string, limit int) ([]token.Machine, string, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	from, err := core.ParseCursor(after)
 	if err != nil {
 		return nil, "", err

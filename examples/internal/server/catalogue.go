@@ -261,7 +261,8 @@ func (c *fileCatalogue) Ping(context.Context) error {
 // not one per request. An upload on this instance clears the cache; one on
 // another instance sharing the database shows within the TTL.
 type pgCatalogue struct {
-	db *sql.DB
+	db      *sql.DB
+	timeout time.Duration // bound on each database call (--database-timeout); 0: none
 
 	mu    sync.Mutex
 	cache map[string]kernelEntry
@@ -307,9 +308,31 @@ func newPGCatalogue(ctx context.Context, db *sql.DB) (*pgCatalogue, error) {
 	return &pgCatalogue{db: db, cache: map[string]kernelEntry{}, ttl: pgKernelCacheTTL, now: time.Now}, nil
 }
 
+// bound gives one database call its own deadline, so a frozen database
+// costs a request the timeout and a 503, never a hang (pgx closes the
+// connection when the deadline passes).
+func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
+	}
+	// A watchdog rearmed before each statement bounds every statement by
+	// the timeout (cancelling ctx aborts the transaction): a frozen
+	// database fails the upload within one timeout, while a large healthy
+	// upload of many chunks is not cut short.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kick := func() {}
+	if c.timeout > 0 {
+		wd := time.AfterFunc(c.timeout, cancel)
+		defer wd.Stop()
+		kick = func() { wd.Reset(c.timeout) }
 	}
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -322,10 +345,12 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err err
 	}()
 	// Concurrent uploads of the same content serialise here instead of
 	// failing on the chunks' primary key.
+	kick()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, p.SHA256); err != nil {
 		return err
 	}
 	var have bool
+	kick()
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM lpsec_example_patch_chunks WHERE sha256 = $1)`, p.SHA256).Scan(&have); err != nil {
 		return err
 	}
@@ -334,6 +359,7 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err err
 		for seq := 0; ; seq++ {
 			n, rerr := io.ReadFull(f, buf)
 			if n > 0 {
+				kick()
 				if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_example_patch_chunks (sha256, seq, data) VALUES ($1, $2, $3)`, p.SHA256, seq, buf[:n]); err != nil {
 					return err
 				}
@@ -347,9 +373,11 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err err
 		}
 	}
 	var old sql.NullString
+	kick()
 	if err := tx.QueryRowContext(ctx, `SELECT sha256 FROM lpsec_example_patch_index WHERE filename = $1 FOR UPDATE`, p.Filename).Scan(&old); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
+	kick()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO lpsec_example_patch_index (filename, sha256, kernel, version, signer, size, added)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (filename) DO UPDATE SET sha256 = $2, kernel = $3, version = $4, signer = $5, size = $6, added = $7`,
@@ -359,11 +387,13 @@ func (c *pgCatalogue) Put(ctx context.Context, p PatchInfo, f *os.File) (err err
 	// The replaced content goes once no entry names it (a download of it
 	// in flight then fails rather than mixing two tarballs).
 	if old.Valid && old.String != p.SHA256 {
+		kick()
 		if _, err := tx.ExecContext(ctx, `DELETE FROM lpsec_example_patch_chunks WHERE sha256 = $1
 			AND NOT EXISTS (SELECT 1 FROM lpsec_example_patch_index WHERE sha256 = $1)`, old.String); err != nil {
 			return err
 		}
 	}
+	kick()
 	if err := tx.Commit(); err != nil {
 		return err
 	}
@@ -382,6 +412,8 @@ func scanInfo(sc interface{ Scan(...any) error }) (PatchInfo, error) {
 }
 
 func (c *pgCatalogue) query(ctx context.Context, q string, args ...any) ([]PatchInfo, error) {
+	ctx, cancel := bound(ctx, c.timeout)
+	defer cancel()
 	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -424,6 +456,8 @@ func (c *pgCatalogue) ListKernel(ctx context.Context, kernel string) ([]PatchInf
 }
 
 func (c *pgCatalogue) Lookup(ctx context.Context, name string) (PatchInfo, error) {
+	ctx, cancel := bound(ctx, c.timeout)
+	defer cancel()
 	p, err := scanInfo(c.db.QueryRowContext(ctx, `SELECT `+pgColumns+` FROM lpsec_example_patch_index WHERE filename = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return PatchInfo{}, ErrNoPatch
@@ -436,7 +470,7 @@ func (c *pgCatalogue) Open(ctx context.Context, name string) (PatchInfo, PatchRe
 	if err != nil {
 		return PatchInfo{}, nil, err
 	}
-	return p, &pgReader{ctx: ctx, db: c.db, sha: p.SHA256, size: p.Size, chunk: -1}, nil
+	return p, &pgReader{ctx: ctx, db: c.db, timeout: c.timeout, sha: p.SHA256, size: p.Size, chunk: -1}, nil
 }
 
 func (c *pgCatalogue) Ping(ctx context.Context) error { return c.db.PingContext(ctx) }
@@ -445,13 +479,14 @@ func (c *pgCatalogue) Ping(ctx context.Context) error { return c.db.PingContext(
 // holding no connection between reads: a slow reader costs one chunk of
 // memory and no database connection.
 type pgReader struct {
-	ctx   context.Context
-	db    *sql.DB
-	sha   string
-	size  int64
-	pos   int64
-	chunk int64 // index of buf's chunk, -1 for none
-	buf   []byte
+	ctx     context.Context
+	db      *sql.DB
+	timeout time.Duration // per chunk
+	sha     string
+	size    int64
+	pos     int64
+	chunk   int64 // index of buf's chunk, -1 for none
+	buf     []byte
 }
 
 // errChunkMissing is a tarball replaced while being read.
@@ -480,7 +515,9 @@ func (r *pgReader) Read(p []byte) (int, error) {
 // allocates one chunk buffer, not one per chunk.
 func (r *pgReader) load(seq int64) error {
 	r.chunk = -1
-	rows, err := r.db.QueryContext(r.ctx, `SELECT data FROM lpsec_example_patch_chunks WHERE sha256 = $1 AND seq = $2`, r.sha, seq)
+	ctx, cancel := bound(r.ctx, r.timeout)
+	defer cancel()
+	rows, err := r.db.QueryContext(ctx, `SELECT data FROM lpsec_example_patch_chunks WHERE sha256 = $1 AND seq = $2`, r.sha, seq)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
 
 	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
-	return s.instrument(s.recoverer(mux))
+	// withSource is outermost: the request copy it makes must not hide the
+	// route pattern the mux records on its request from instrument.
+	return withSource(s.instrument(s.recoverer(mux)))
 }
 
 // recoverer turns a panic in a handler into a 500 and a log record, so

@@ -67,7 +67,8 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		// Revocation reaches the other instances within CacheTTL; a few
 		// seconds keeps the shared-database story honest without a
 		// query per request.
-		ps, err := macaroonpg.NewRootKeyStore(db, kek, lpmac.WithLogger(log), lpmac.WithCacheTTL(2*time.Second))
+		ps, err := macaroonpg.NewRootKeyStore(db, kek, lpmac.WithLogger(log), lpmac.WithCacheTTL(2*time.Second),
+			lpmac.WithStoreTimeout(o.DatabaseTimeout))
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +79,8 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		kekID = kek.ID()
 		// Admin requests are few: one indexed query each makes a logout
 		// or revocation on one instance refused at once on all of them.
-		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), lpmac.WithoutRevocationCache())
+		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), lpmac.WithoutRevocationCache(),
+			lpmac.WithStoreTimeout(o.DatabaseTimeout))
 		if err != nil {
 			return nil, err
 		}

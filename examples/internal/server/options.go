@@ -24,6 +24,8 @@ type Options struct {
 
 	DatabaseURL string
 	RootKeyKEK  string
+	// DatabaseTimeout bounds each database call (zero: 2 s).
+	DatabaseTimeout time.Duration
 
 	SigningCerts cli.StringList
 
@@ -56,6 +58,9 @@ type Options struct {
 
 	MaxPatchSize int64
 	LogLevel     string
+	// LogRepeatInterval: repeated warnings and errors are logged once per
+	// interval with a count (internal/ratelog); used by cmd server.
+	LogRepeatInterval time.Duration
 }
 
 // RegisterFlags binds o to fs.
@@ -90,4 +95,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "`address` (host:port) of a plain-HTTP listener serving Prometheus metrics at /metrics;\noff when empty. Keep it on a private interface")
 	fs.Int64Var(&o.MaxPatchSize, "max-patch-size", 64<<20, "largest patch tarball accepted, in `bytes`")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
+	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
+	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")
 }

@@ -59,7 +59,10 @@ func (m *memReports) list(context.Context) ([]StoredReport, error) {
 	return out, nil
 }
 
-type pgReports struct{ db *sql.DB }
+type pgReports struct {
+	db      *sql.DB
+	timeout time.Duration // bound on each call (--database-timeout)
+}
 
 func newPGReports(ctx context.Context, db *sql.DB) (*pgReports, error) {
 	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lpsec_example_reports (
@@ -73,12 +76,16 @@ func newPGReports(ctx context.Context, db *sql.DB) (*pgReports, error) {
 }
 
 func (p *pgReports) put(ctx context.Context, r StoredReport) error {
+	ctx, cancel := bound(ctx, p.timeout)
+	defer cancel()
 	_, err := p.db.ExecContext(ctx, `INSERT INTO lpsec_example_reports (machine, received, report) VALUES ($1, $2, $3)
 		ON CONFLICT (machine) DO UPDATE SET received = $2, report = $3`, r.Machine, r.Received, string(r.Report))
 	return err
 }
 
 func (p *pgReports) list(ctx context.Context) ([]StoredReport, error) {
+	ctx, cancel := bound(ctx, p.timeout)
+	defer cancel()
 	rows, err := p.db.QueryContext(ctx, `SELECT machine, received, report::text FROM lpsec_example_reports ORDER BY machine`)
 	if err != nil {
 		return nil, err

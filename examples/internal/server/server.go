@@ -85,6 +85,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.DatabaseTimeout == 0 { // Options made in code, not by RegisterFlags
+		o.DatabaseTimeout = 2 * time.Second
+	}
 	s := &Server{opts: o, log: log, done: make(chan struct{}), verifySem: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
@@ -105,6 +108,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	}
 	if (o.UpstreamURL == "") != (o.UpstreamSyncToken == "") {
 		return nil, cli.Usagef("--upstream-url and --upstream-sync-token go together")
+	}
+	if o.DatabaseTimeout < 0 {
+		return nil, cli.Usagef("--database-timeout must be positive")
 	}
 	if o.MaxPatchSize <= 0 {
 		return nil, cli.Usagef("--max-patch-size must be positive")
@@ -156,22 +162,30 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 			return nil, fmt.Errorf("--database-url: %w", err)
 		}
 		// A bounded pool: a request flood queues here instead of opening
-		// connections until PostgreSQL's max_connections refuses everyone.
+		// connections until PostgreSQL's max_connections refuses everyone;
+		// the wait counts against --database-timeout, so it ends in a 503.
+		// Connections are renewed, so one on a failed-over server or a
+		// stale route does not live on.
 		s.db.SetMaxOpenConns(16)
 		s.db.SetMaxIdleConns(16)
 		s.db.SetConnMaxIdleTime(5 * time.Minute)
+		s.db.SetConnMaxLifetime(30 * time.Minute)
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = s.db.PingContext(pctx)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("--database-url: cannot reach PostgreSQL: %w", err)
 		}
-		if s.cat, err = newPGCatalogue(ctx, s.db); err != nil {
+		var pc *pgCatalogue
+		if pc, err = newPGCatalogue(ctx, s.db); err != nil {
 			return nil, err
 		}
-		if s.reports, err = newPGReports(ctx, s.db); err != nil {
+		pc.timeout, s.cat = o.DatabaseTimeout, pc
+		var pr *pgReports
+		if pr, err = newPGReports(ctx, s.db); err != nil {
 			return nil, err
 		}
+		pr.timeout, s.reports = o.DatabaseTimeout, pr
 	} else {
 		if s.cat, err = newFileCatalogue(filepath.Join(o.StateDir, "patches")); err != nil {
 			return nil, err

@@ -18,7 +18,7 @@ func (s *Server) openTokens(ctx context.Context) (token.Store, error) {
 	if s.db == nil {
 		return token.NewMemoryStore(token.WithLogger(s.log))
 	}
-	st, err := tokenpg.NewStore(s.db, token.WithLogger(s.log))
+	st, err := tokenpg.NewStore(s.db, token.WithLogger(s.log), token.WithStoreTimeout(s.opts.DatabaseTimeout))
 	if err != nil {
 		return nil, err
 	}

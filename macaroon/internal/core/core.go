@@ -30,6 +30,7 @@ const (
 	DefaultCacheTTL       = 30 * time.Second
 	DefaultRevocationTTL  = 5 * time.Second
 	DefaultClientTimeout  = 30 * time.Second
+	DefaultStoreTimeout   = 2 * time.Second
 )
 
 // Scope says which constructors accept an option.
@@ -90,6 +91,7 @@ type Settings struct {
 
 	RotationPeriod time.Duration
 	CacheTTL       time.Duration // zero: no cache (WithoutRootKeyCache)
+	StoreTimeout   time.Duration // bound on each PostgreSQL store call
 
 	Revocations RevocationStore
 	CheckUser   func(ctx context.Context, user string) error
@@ -106,6 +108,7 @@ func Build(ctor string, sc Scope, opts []Option) (*Settings, error) {
 		DischargeTTL:   DefaultDischargeTTL,
 		RotationPeriod: DefaultRotationPeriod,
 		CacheTTL:       DefaultCacheTTL,
+		StoreTimeout:   DefaultStoreTimeout,
 		ThirdParties:   map[string]*bakery.PublicKey{},
 	}
 	for _, o := range opts {

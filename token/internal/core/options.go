@@ -16,6 +16,8 @@ const (
 	ForStores Scope = 1 << iota
 	// ForMiddleware: token.NewMiddleware.
 	ForMiddleware
+	// ForDatabase: tokenpg.NewStore only (it also accepts ForStores).
+	ForDatabase
 
 	ForAll = ForStores | ForMiddleware
 )
@@ -41,13 +43,17 @@ type Settings struct {
 	MachineLifetime time.Duration // zero: machine tokens do not expire
 	RetryWindow     time.Duration
 	Retention       time.Duration
+	StoreTimeout    time.Duration // bound on each tokenpg.Store call
 }
+
+// DefaultStoreTimeout is token.DefaultStoreTimeout.
+const DefaultStoreTimeout = 2 * time.Second
 
 // Build applies opts for the constructor ctor (named in errors), which
 // accepts the options in scope sc. Misuse wraps ErrInvalidOption.
 func Build(ctor string, sc Scope, opts []Option) (Settings, error) {
 	s := Settings{Now: time.Now, Log: slog.New(slog.DiscardHandler),
-		RetryWindow: DefaultRetryWindow, Retention: DefaultMachineRetention}
+		RetryWindow: DefaultRetryWindow, Retention: DefaultMachineRetention, StoreTimeout: DefaultStoreTimeout}
 	for _, o := range opts {
 		if o.apply == nil {
 			return Settings{}, fmt.Errorf("%w: zero Option given to %s", ErrInvalidOption, ctor)
