@@ -238,10 +238,23 @@ func TestRegisterKilledAfterCommitPostgres(t *testing.T) {
 // TestRegisterDatabaseCrashAfterCommit crashes PostgreSQL (pg_ctl stop -m
 // immediate) after a registration committed and before its answer left:
 // the server answers 503 (as when the commit's acknowledgement is lost),
-// the client retries while the database is down, and once it is back
-// (crash recovery) the retry finds the committed registration by its key.
+// the client's retry meets the database down (503 again), and once it is
+// back (crash recovery) the next retry finds the committed registration by
+// its key.
 func TestRegisterDatabaseCrashAfterCommit(t *testing.T) {
 	t.Parallel()
+	runDatabaseFaultAfterCommit(t, (*pgtest.Cluster).Crash, (*pgtest.Cluster).Start)
+}
+
+// TestRegisterDatabaseFrozenAfterCommit is the same with PostgreSQL frozen
+// (SIGSTOP) instead: the retry gets a 503 within --database-timeout, and
+// after SIGCONT the next one is answered with a token.
+func TestRegisterDatabaseFrozenAfterCommit(t *testing.T) {
+	t.Parallel()
+	runDatabaseFaultAfterCommit(t, (*pgtest.Cluster).Freeze, (*pgtest.Cluster).Thaw)
+}
+
+func runDatabaseFaultAfterCommit(t *testing.T, fault, restore func(*pgtest.Cluster)) {
 	cluster := pgtest.StartCluster(t)
 	cluster.Durable()
 	f := getFixtures(t)
@@ -265,28 +278,36 @@ func TestRegisterDatabaseCrashAfterCommit(t *testing.T) {
 	}
 	_, ch := bgRun(t, ctx, nil, "client", d.clientArgs("enable", name, srv.URL, tokens[0].Token)...)
 	// The server prints the line while it holds the committed answer.
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(srv.stderr.String(), "test_hook_paused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server never reached its fault-injection point\n%s", srv.stderr)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a child's output, not synchronising goroutines
-	}
-	cluster.Crash()
+	waitLog(t, srv, "test_hook_paused")
+	fault(cluster)
 	if err := srv.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	// The client now meets 503s (the injected one, then the database down)
-	// and backs off; the database comes back inside its backoff.
-	cluster.Start()
+	// The client meets the injected 503, backs off, and its retry meets
+	// the database down: a second 503. Then the database comes back inside
+	// the client's backoff.
+	waitLog(t, srv, `"event":"machine_register_failed","reason":"unavailable"`)
+	restore(cluster)
 	r := waitResult(t, ch, "client enable")
 	if r.code != 0 || !strings.Contains(r.stdout, "enabled: machine") {
-		t.Fatalf("enable across a PostgreSQL crash after commit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("enable across a database fault after commit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if c := strings.Count(srv.stderr.String(), `"event":"token_register_retried"`); c != 1 {
 		t.Errorf("%d token_register_retried events, want 1", c)
 	}
 	checkEnabled(t, ctx, d, admin, []string{name}, tokens)
+}
+
+// waitLog waits until a daemon's stderr contains s.
+func waitLog(t *testing.T, d *daemon, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the server's log after 20 s\n%s", s, d.stderr)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a child's output, not synchronising goroutines
+	}
 }
 
 // TestRegisterDatabaseCrashLoop crashes PostgreSQL (-m immediate) at a
