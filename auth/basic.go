@@ -36,6 +36,8 @@ type Basic struct {
 	// every hash computation, inside the concurrency slot.
 	now    func() time.Time
 	onHash func(work string)
+
+	errorWriter ErrorWriter // nil: httperr's JSON body
 }
 
 type userSet struct {
@@ -65,6 +67,7 @@ func NewBasic(users Users, opts ...Option) (*Basic, error) {
 		overload:      time.Second,
 		now:           s.now,
 		dummySeed:     maphash.MakeSeed(),
+		errorWriter:   s.errorWriter,
 	}
 	if !s.noCache {
 		b.cache = newSuccessCache(s.cacheTTL, s.cacheSize)
@@ -246,7 +249,13 @@ func (b *Basic) log(ctx context.Context, user string, client netip.Addr, o outco
 	if o.err == nil {
 		attrs = append(attrs, slog.String("event", "basicauth_authn_success"), slog.String("user", user))
 	} else {
-		attrs = append(attrs, slog.String("event", "basicauth_authn_failed"), slog.String("reason", o.reason))
+		// A refusal that checked no password is its own event, so that
+		// alerts on floods need not parse reasons.
+		event := "basicauth_authn_failed"
+		if o.reason == "throttled" || o.reason == "overloaded" {
+			event = "auth_throttled"
+		}
+		attrs = append(attrs, slog.String("event", event), slog.String("reason", o.reason))
 		switch o.reason {
 		case "throttled":
 			attrs = append(attrs, slog.String("limit", o.limit))

@@ -66,7 +66,7 @@ func ExampleBasic_Middleware() {
 	// event=basicauth_authn_success user=admin client=127.0.0.1
 	// 200 macaroon for admin
 	// event=basicauth_authn_failed reason=bad_password user=admin client=127.0.0.1
-	// 401 Unauthorized
+	// 401 {"code":"unauthorized","error":"authentication required"}
 	// Basic realm="livepatch admin", charset="UTF-8"
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/lpsec/lpsec/internal/httperr"
 )
 
 type userKey struct{}
@@ -25,12 +27,21 @@ func UserFromContext(ctx context.Context) (string, bool) {
 // parsed by this package (RFC 7617): exactly one header, at most 4096
 // bytes, strict base64, a non-empty user-id, UTF-8 without control
 // characters.
+//
+// Refusals are written by [WithErrorWriter]'s writer, by default the JSON
+// body every lpsec middleware writes, {"code":"…","error":"…"}, with these
+// codes:
+//
+//	status  code          when
+//	401     unauthorized  no, malformed or wrong credentials
+//	429     throttled     too many failures from this client
+//	503     overloaded    too many password checks queued
 func (b *Basic) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client := clientAddr(r, b.proxies)
 		user, password, err := parseAuthorization(r.Header.Values("Authorization"))
 		if errors.Is(err, errNoCredentials) {
-			b.refuse(w, http.StatusUnauthorized, 0)
+			b.refuse(w, r, http.StatusUnauthorized, 0)
 			return
 		}
 		var o outcome
@@ -46,16 +57,16 @@ func (b *Basic) Middleware(next http.Handler) http.Handler {
 		case o.err == nil:
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 		case errors.Is(o.err, ErrThrottled):
-			b.refuse(w, http.StatusTooManyRequests, o.retryAfter)
+			b.refuse(w, r, http.StatusTooManyRequests, o.retryAfter)
 		case o.reason == "overloaded":
-			b.refuse(w, http.StatusServiceUnavailable, o.retryAfter)
+			b.refuse(w, r, http.StatusServiceUnavailable, o.retryAfter)
 		default:
-			b.refuse(w, http.StatusUnauthorized, 0)
+			b.refuse(w, r, http.StatusUnauthorized, 0)
 		}
 	})
 }
 
-func (b *Basic) refuse(w http.ResponseWriter, status int, retryAfter time.Duration) {
+func (b *Basic) refuse(w http.ResponseWriter, r *http.Request, status int, retryAfter time.Duration) {
 	h := w.Header()
 	if status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", b.challenge())
@@ -65,5 +76,21 @@ func (b *Basic) refuse(w http.ResponseWriter, status int, retryAfter time.Durati
 		h.Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
 	h.Set("Cache-Control", "no-store")
-	http.Error(w, http.StatusText(status), status)
+	code, msg := "unauthorized", "authentication required"
+	switch status {
+	case http.StatusTooManyRequests:
+		code, msg = "throttled", "too many failed attempts; retry later"
+	case http.StatusServiceUnavailable:
+		code, msg = "overloaded", "too many logins in progress; retry later"
+	}
+	if b.errorWriter != nil {
+		b.errorWriter(w, r, status, code, msg)
+		return
+	}
+	httperr.Write(w, status, code, msg)
 }
+
+// ErrorWriter writes a refusal of [Basic.Middleware]: the status, a stable
+// code and a message (see the table there). WWW-Authenticate and
+// Retry-After are already set. It must not echo anything from the request.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)

@@ -124,12 +124,15 @@ func TestMiddlewareThrottle(t *testing.T) {
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "30" {
 		t.Fatalf("ninth attempt from one address: %d Retry-After %q, want 429 30", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	if got := rec.Body.String(); got != `{"code":"throttled","error":"too many failed attempts; retry later"}`+"\n" {
+		t.Fatalf("429 body %q", got)
+	}
 	if got := w.take(); len(got) != 0 {
 		t.Fatalf("throttled request computed %v", got)
 	}
 	recs := logs.records(t)
-	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "client" {
-		t.Fatalf("last record %v, want reason throttled, limit client", last)
+	if last := recs[len(recs)-1]; last["event"] != "auth_throttled" || last["reason"] != "throttled" || last["limit"] != "client" {
+		t.Fatalf("last record %v, want event auth_throttled, reason throttled, limit client", last)
 	}
 	// Another client behind the same proxy is not affected.
 	if rec := serve(b, viaProxy("203.0.113.6", "d")); rec.Code != http.StatusUnauthorized {
@@ -147,8 +150,8 @@ func TestMiddlewareThrottle(t *testing.T) {
 		}
 	}
 	recs = logs.records(t)
-	if last := recs[len(recs)-1]; last["reason"] != "throttled" || last["limit"] != "user_client" || last["user"] != "alice" {
-		t.Fatalf("last record %v, want reason throttled, limit user_client", last)
+	if last := recs[len(recs)-1]; last["event"] != "auth_throttled" || last["reason"] != "throttled" || last["limit"] != "user_client" || last["user"] != "alice" {
+		t.Fatalf("last record %v, want event auth_throttled, reason throttled, limit user_client", last)
 	}
 	clk.advance(30 * time.Second)
 	r := request(basicHeader("alice:" + testPassword))
@@ -171,15 +174,41 @@ func TestMiddlewareOverloaded(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("overloaded: %d Retry-After %q, want 503 1", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	if got := rec.Body.String(); got != `{"code":"overloaded","error":"too many logins in progress; retry later"}`+"\n" {
+		t.Fatalf("503 body %q", got)
+	}
 	close(release)
 	if code := <-done; code != http.StatusOK {
 		t.Fatalf("first request: %d", code)
 	}
 	found := false
 	for _, r := range logs.records(t) {
-		found = found || r["reason"] == "overloaded"
+		found = found || (r["event"] == "auth_throttled" && r["reason"] == "overloaded")
 	}
 	if !found {
-		t.Fatalf("no overloaded event in %s", logs.String())
+		t.Fatalf("no auth_throttled overloaded event in %s", logs.String())
+	}
+}
+
+// TestMiddlewareErrorBody: the refusal is the JSON body shared by every
+// lpsec middleware, never naming the credentials; WithErrorWriter replaces
+// the body but not the challenge.
+func TestMiddlewareErrorBody(t *testing.T) {
+	hashes(t)
+	b, _, _ := newTestBasic(t, "alice:"+bcrypt4)
+	rec := serve(b, request(basicHeader("alice:wrong-secret")))
+	if rec.Code != 401 || rec.Header().Get("Content-Type") != "application/json" ||
+		rec.Body.String() != `{"code":"unauthorized","error":"authentication required"}`+"\n" {
+		t.Fatalf("401: %d %q %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	var got []string
+	b2, _, _ := newTestBasic(t, "alice:"+bcrypt4, WithErrorWriter(func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+		got = append(got, code)
+		w.WriteHeader(status)
+		io.WriteString(w, "custom")
+	}))
+	rec = serve(b2, request())
+	if rec.Code != 401 || rec.Body.String() != "custom" || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Basic realm=") || len(got) != 1 || got[0] != "unauthorized" {
+		t.Fatalf("custom writer: %d %q %q %v", rec.Code, rec.Body, rec.Header().Get("WWW-Authenticate"), got)
 	}
 }

@@ -44,6 +44,7 @@ type settings struct {
 	throttleBurst    int  // 0: no throttle
 	throttleInterval time.Duration
 	proxies          []netip.Prefix
+	errorWriter      ErrorWriter // nil: httperr's JSON body
 }
 
 func build(opts []Option) (*settings, error) {
@@ -93,8 +94,9 @@ func WithRealm(realm string) Option {
 
 // WithLogger sends security events to logger: records with event
 // "basicauth_authn_success" or "basicauth_authn_failed" and, on failure, a
-// reason ("user_not_found", "bad_password", "malformed_header",
-// "throttled", "overloaded"). A "throttled" record says which limit
+// reason ("user_not_found", "bad_password", "malformed_header"); an
+// attempt refused before any password was checked is event
+// "auth_throttled" with reason "throttled" or "overloaded". A "throttled" record says which limit
 // refused in "limit" ("user_client": this user from this client address
 // group; "client": this address group, all users); an "overloaded" one
 // gives the attempt's place in the hash queue in "priority"
@@ -233,6 +235,19 @@ func WithTrustedProxies(networks ...netip.Prefix) Option {
 			}
 			s.proxies = append(s.proxies, p.Masked())
 		}
+		return nil
+	}}
+}
+
+// WithErrorWriter replaces the writer of [Basic.Middleware]'s refusals
+// (default: the JSON body {"code","error"} every lpsec middleware writes).
+// A nil writer is an error.
+func WithErrorWriter(ew ErrorWriter) Option {
+	return Option{"WithErrorWriter", func(s *settings) error {
+		if ew == nil {
+			return fmt.Errorf("nil ErrorWriter")
+		}
+		s.errorWriter = ew
 		return nil
 	}}
 }

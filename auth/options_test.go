@@ -28,6 +28,7 @@ func TestOptionMisuse(t *testing.T) {
 		"long realm":             {[]Option{WithRealm(strings.Repeat("r", 129))}, "auth: invalid option: WithRealm: realm must be 1 to 128 bytes, is 129"},
 		"nil logger":             {[]Option{WithLogger(nil)}, "auth: invalid option: WithLogger: nil logger"},
 		"nil clock":              {[]Option{WithClock(nil)}, "auth: invalid option: WithClock: nil clock"},
+		"nil error writer":       {[]Option{WithErrorWriter(nil)}, "auth: invalid option: WithErrorWriter: nil ErrorWriter"},
 		"min bcrypt cost 3":      {[]Option{WithMinimumCost(3, 64, 1)}, "auth: invalid option: WithMinimumCost: bcrypt cost 3 outside [4, 14]"},
 		"min bcrypt cost 31":     {[]Option{WithMinimumCost(31, 64, 1)}, "auth: invalid option: WithMinimumCost: bcrypt cost 31 outside [4, 14]"},
 		"min argon2id memory 0":  {[]Option{WithMinimumCost(10, 0, 1)}, "auth: invalid option: WithMinimumCost: argon2id m=0,t=1 outside m in [8, 262144], t in [1, 16]"},

@@ -8,6 +8,9 @@
 // Basic Auth login and Service.VerifyRequest on every later request, with
 // one operation per endpoint. A third-party service wants NewDischarger,
 // and a client that must fetch discharges wants NewDischargeClient.
+// Over HTTP, Service.Require (or a Middleware from NewMiddleware) guards a
+// handler with the operations it needs and passes on the Grant
+// (GrantFromContext); HTTPStatus is its table of error → status.
 // Root keys come from a RootKeyStore: NewMemoryRootKeyStore for a single
 // instance, macaroonpg.NewRootKeyStore (package
 // github.com/lpsec/lpsec/macaroon/macaroonpg, kept apart so that this
@@ -90,7 +93,9 @@
 //
 // RequestMacaroons reads httpbakery's Macaroons header and macaroon-*
 // cookies and "Authorization: Macaroon <base64>". Macaroons travel as
-// base64 of a JSON array (EncodeSlice writes it). A macaroon that still
+// base64 of a JSON array (EncodeSlice writes it); base64 of one macaroon
+// object, in gopkg.in/macaroon.v2's JSON form or the bakery's (what
+// WriteMacaroon writes), is accepted too. A macaroon that still
 // needs discharging must be kept in the bakery's JSON form (WriteMacaroon,
 // ParseMacaroon): version 3 third-party caveats keep their encrypted
 // payload beside the macaroon, and the binary macaroon form drops it.
@@ -104,4 +109,19 @@
 // Discharger always adds a time-before caveat (WithDischargeTTL) to its
 // discharges and answers malformed requests with a 400 and an
 // httpbakery-style JSON error.
+//
+// # The httpbakery protocol
+//
+// A server asks a client for a discharged macaroon with httpbakery's
+// discharge-required error: WriteDischargeRequired writes it exactly as
+// go-macaroon-bakery's httpbakery does (status 407 to protocol version 0,
+// 401 with "WWW-Authenticate: Macaroon" to versions 1 to 3, see
+// RequestVersion; JSON {"Code","Message","Info":{"Macaroon","MacaroonPath",
+// "CookieNameSuffix"}}), and a Middleware given WithDischargeRequired sends
+// it with a freshly minted macaroon, so stock Go and Python bakery clients
+// discharge and retry on their own. On the client side,
+// ParseDischargeRequired reads such an answer and refuses hostile ones with
+// sentinels (ErrNotDischargeRequired, ErrProtocolVersion, ErrMalformed), and
+// DischargeClient.DischargeRequired checks every third-party location
+// against its allow-list before contacting any.
 package macaroon

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -171,6 +173,49 @@ print(b.crypto_sign_ed25519_sk_to_curve25519(sk).hex(), b.crypto_sign_ed25519_pk
 	want := hex.EncodeToString(k.Private.Key[:]) + " " + hex.EncodeToString(k.Public.Key[:])
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Fatalf("libsodium %s, lpsec %s", got, want)
+	}
+}
+
+// TestInteropPythonDischargeRequired: the Python bakery's own
+// discharge_required_response is accepted by ParseDischargeRequired, and
+// Python's httpbakery.Error.from_dict reads what WriteDischargeRequired
+// writes: code, path, cookie suffix and the same macaroon.
+func TestInteropPythonDischargeRequired(t *testing.T) {
+	py := python(t)
+	f := newFixture(t)
+	m := f.resource(t, "entitled")
+	r := httptest.NewRequest("PUT", "/v1/client/x", nil)
+	r.Header.Set(BakeryProtocolHeader, "3")
+	w := httptest.NewRecorder()
+	if err := WriteDischargeRequired(w, r, DischargeRequired{Macaroon: m}); err != nil {
+		t.Fatal(err)
+	}
+	out := runPython(t, py, "interop_discharge_required.py", map[string]any{"macaroon": m, "lpsec_body": w.Body.String()})
+	var res struct {
+		Content string
+		Headers map[string]string
+		Parsed  struct {
+			Code, Path, Suffix, ID64 string
+			Version                  int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if p := res.Parsed; p.Code != DischargeRequiredCode || p.Path != "../../" || p.Suffix != "auth" || p.Version != 3 ||
+		p.ID64 != base64.StdEncoding.EncodeToString(m.M().Id()) {
+		t.Fatalf("Python reads lpsec's answer as %+v", p)
+	}
+	h := http.Header{}
+	for k, v := range res.Headers {
+		h.Set(k, v)
+	}
+	dr, err := ParseDischargeRequired(&http.Response{StatusCode: 401, Header: h, Body: io.NopCloser(strings.NewReader(res.Content))})
+	if err != nil {
+		t.Fatalf("Python's answer refused: %v\n%s", err, res.Content)
+	}
+	if !bytes.Equal(dr.Macaroon.M().Id(), m.M().Id()) || dr.MacaroonPath != "/" || dr.CookieNameSuffix != "auth" || dr.Message != "discharge required" {
+		t.Fatalf("parsed Python's answer as %+v", dr)
 	}
 }
 

@@ -108,10 +108,7 @@ func DecodeSlice(s string) (Slice, error) {
 	case '[':
 		err = json.Unmarshal(data, &ms)
 	case '{':
-		var m macaroon.Macaroon
-		if err = json.Unmarshal(data, &m); err == nil {
-			ms = macaroon.Slice{&m}
-		}
+		ms, err = decodeObject(data)
 	default:
 		err = ms.UnmarshalBinary(data)
 	}

@@ -74,24 +74,13 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decompressor returns a reader of the decompressed data, all in process:
-// gzip and bzip2 from the standard library, xz from github.com/ulikunitz/xz
-// (its dictionary sizes checked first, see checkXZ) and zstd from
-// github.com/klauspost/compress/zstd (window bounded, one goroutine). The
-// callers bound the output.
+// decompressor returns a reader of the decompressed data held in data, all
+// in process: gzip and bzip2 from the standard library, xz from
+// github.com/ulikunitz/xz (its dictionary sizes checked first, see
+// checkXZ) and zstd from github.com/klauspost/compress/zstd (window
+// bounded, one goroutine). The callers bound the output.
 func decompressor(_ context.Context, c compression, data []byte, _ *settings) (io.ReadCloser, error) {
-	switch c {
-	case compNone:
-		return io.NopCloser(bytes.NewReader(data)), nil
-	case compGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%w: bad gzip header: %v", ErrUnsafeArchive, err)
-		}
-		return zr, nil
-	case compBzip2:
-		return io.NopCloser(bzip2.NewReader(bytes.NewReader(data))), nil
-	case compXZ:
+	if c == compXZ {
 		if err := checkXZ(data, maxXZDict); err != nil {
 			return nil, err
 		}
@@ -100,8 +89,27 @@ func decompressor(_ context.Context, c compression, data []byte, _ *settings) (i
 			return nil, fmt.Errorf("%w: bad xz stream: %v", ErrUnsafeArchive, err)
 		}
 		return io.NopCloser(xr), nil
+	}
+	return streamDecompressor(c, bytes.NewReader(data))
+}
+
+// streamDecompressor is decompressor for the formats whose decoders are
+// bounded without seeing the whole input first: all but xz, whose
+// dictionary sizes checkXZ reads from the stream's end.
+func streamDecompressor(c compression, r io.Reader) (io.ReadCloser, error) {
+	switch c {
+	case compNone:
+		return io.NopCloser(r), nil
+	case compGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad gzip header: %v", ErrUnsafeArchive, err)
+		}
+		return zr, nil
+	case compBzip2:
+		return io.NopCloser(bzip2.NewReader(r)), nil
 	case compZstd:
-		zr, err := zstd.NewReader(bytes.NewReader(data),
+		zr, err := zstd.NewReader(r,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(maxZstdWindow),
@@ -133,12 +141,17 @@ func readAllCapped(ctx context.Context, r io.Reader, limit int64, hint int64, wh
 }
 
 // decompressedSizeHint reads the size a gzip member's trailer (ISIZE,
-// modulo 4 GiB) or a zstd frame header states; it is only a hint.
+// modulo 4 GiB), a zstd frame header or an xz index states; it is only a
+// hint, and readAllCapped bounds it.
 func decompressedSizeHint(c compression, data []byte) int64 {
 	switch c {
 	case compGzip:
 		if len(data) >= 18 {
 			return int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+		}
+	case compXZ:
+		if n, err := xzSize(data, maxXZDict); err == nil {
+			return n
 		}
 	case compZstd:
 		var h zstd.Header

@@ -95,6 +95,11 @@ func FuzzVerifyPatch(f *testing.F) {
 	opts := []Option{WithMaxEntries(16), WithMaxFileSize(256 << 10), WithMaxUnpackedSize(1 << 20)}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := VerifyPatch(context.Background(), bytes.NewReader(data), sum(data), v, opts...)
+		// Read twice from a seeker or once into memory: the same verdict.
+		p2, err2 := VerifyPatch(context.Background(), readerOnly{bytes.NewReader(data)}, sum(data), v, opts...)
+		if (err == nil) != (err2 == nil) || reason(err) != reason(err2) || (p2 != nil && !bytes.Equal(p.Module, p2.Module)) {
+			t.Fatalf("seeker: %v; stream: %v", err, err2)
+		}
 		if err != nil {
 			if p != nil {
 				t.Fatal("patch returned with an error")

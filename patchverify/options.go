@@ -164,9 +164,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxPatchSize bounds the bytes read or downloaded (the compressed
-// tarball; default DefaultMaxPatchSize). VerifyPatch holds them in memory;
-// VerifyChecksum and Download stream them. Applies to VerifyPatch,
-// VerifyChecksum and Download.
+// tarball; default DefaultMaxPatchSize). VerifyChecksum and Download stream
+// them; VerifyPatch streams them from a reader that can seek, and holds
+// them in memory from any other reader and for a .tar.xz (see the package
+// doc's Memory). Applies to VerifyPatch, VerifyChecksum and Download.
 func WithMaxPatchSize(n int64) Option {
 	return Option{"WithMaxPatchSize", forPatch | forChecksum | forDownload, func(s *settings) error {
 		s.maxPatchSize = n

@@ -2,12 +2,14 @@ package patchverify
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -68,10 +70,12 @@ func (m *Metadata) Release() string {
 
 // VerifyPatch is the client's whole pipeline, in the order that keeps
 // untrusted bytes from being used: it reads r (at most WithMaxPatchSize
-// bytes, held in memory) while computing its SHA-256 and compares it in
-// constant time with wantSHA256; only then does it read the tarball
-// (tar.bz2, tar.gz, tar.xz or tar, recognised by content) under the entry
-// and size bounds; it requires exactly one module (.ko, or .ko.gz, .ko.xz or
+// bytes) while computing its SHA-256 and compares it in constant time with
+// wantSHA256; only then does it read the tarball (tar.bz2, tar.gz, tar.xz,
+// tar.zst or tar, recognised by content) under the entry and size bounds:
+// again from r, hashed once more and refused if it changed, when r can
+// seek (an *os.File, a bytes.Reader), from memory otherwise, so that a file
+// is never held whole (the package doc's Memory gives the bound); it requires exactly one module (.ko, or .ko.gz, .ko.xz or
 // .ko.zst, decompressed first as the kernel does), verifies its signature
 // with v, and only then parses the metadata.
 func VerifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifier, opts ...Option) (*Patch, error) {
@@ -103,23 +107,11 @@ func verifyPatch(ctx context.Context, r io.Reader, wantSHA256 string, v *Verifie
 	if err != nil {
 		return nil, err
 	}
-	// One buffer for the compressed patch, sized from the reader when it
-	// knows its length, so that it is not grown by doubling.
-	w := &sliceWriter{b: make([]byte, 0, sizeHint(r, cfg.maxPatchSize))}
-	h := sha256.New()
-	if _, err := hashCopy(ctx, w, h, r, cfg.maxPatchSize); err != nil {
-		return nil, err
-	}
-	if err := checkSum(h, want); err != nil {
-		return nil, err
-	}
-	p := &Patch{SHA256: hex.EncodeToString(want), state: cfg.state, allowRollback: cfg.allowRollback, log: v.log}
-
-	files, err := readTarball(ctx, w.b, cfg)
+	files, err := checkAndRead(ctx, r, want, cfg)
 	if err != nil {
 		return nil, err
 	}
-	w.b = nil // the compressed patch is no longer needed
+	p := &Patch{SHA256: hex.EncodeToString(want), state: cfg.state, allowRollback: cfg.allowRollback, log: v.log}
 	var modName string
 	for name := range files {
 		if moduleCompression(name) != compUnknown {
@@ -262,32 +254,126 @@ func (p *Patch) RecordApplied(ctx context.Context) error {
 	return p.state.Record(ctx, Applied{Kernel: p.Info.Release(), Module: p.Info.Name, Version: p.Metadata.Version, SHA256: p.SHA256, Time: time.Now().UTC()})
 }
 
+// checkAndRead checks r's SHA-256 against want and only then returns the
+// tarball's files. A reader that can seek (a file, a bytes.Reader) is read
+// twice and never held: a first pass hashes it, a second pass hashes it
+// again while readTarball streams it, and the files are returned only if
+// that second hash and length match too, so that a file changed between
+// the passes is refused, not trusted. Any other reader is held in memory
+// (at most WithMaxPatchSize bytes) between its hash and its tarball.
+func checkAndRead(ctx context.Context, r io.Reader, want []byte, cfg *settings) (map[string][]byte, error) {
+	if rs, start, ok := seekable(r); ok {
+		h := sha256.New()
+		n, err := hashCopy(ctx, nil, h, rs, cfg.maxPatchSize)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSum(h, want); err != nil {
+			return nil, err
+		}
+		if _, err := rs.Seek(start, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("patchverify: rereading the patch: %w", err)
+		}
+		hr := &hashReader{r: rs, h: sha256.New()}
+		files, err := readTarball(ctx, io.LimitReader(hr, n+1), n, cfg)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// What the parser left unread (the end of a refused archive) is
+		// hashed too; one byte more than the first pass shows growth.
+		if _, derr := io.Copy(io.Discard, io.LimitReader(hr, n+1-hr.n)); derr != nil && err == nil {
+			err = archiveErr(ctx, derr)
+		}
+		if hr.n != n || checkSum(hr.h, want) != nil {
+			return nil, fmt.Errorf("%w: the patch changed between its hash and its reading", ErrChecksumMismatch)
+		}
+		return files, err
+	}
+	// Held in chunks, never grown by doubling or copied into one slice,
+	// and each chunk let go once the tarball reader is past it.
+	w := &chunkWriter{}
+	h := sha256.New()
+	n, err := hashCopy(ctx, w, h, r, cfg.maxPatchSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSum(h, want); err != nil {
+		return nil, err
+	}
+	return readTarball(ctx, w, n, cfg)
+}
+
+// chunkSize is the unit in which a patch from a reader that cannot seek is
+// held: small enough that the last chunk wastes little.
+const chunkSize = 256 << 10
+
+// chunkWriter holds what is written to it in chunks of chunkSize bytes, then
+// gives it back through Read, dropping each chunk once read.
+type chunkWriter struct {
+	chunks [][]byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(w.chunks) == 0 || len(w.chunks[len(w.chunks)-1]) == chunkSize {
+			w.chunks = append(w.chunks, make([]byte, 0, chunkSize))
+		}
+		last := &w.chunks[len(w.chunks)-1]
+		k := min(len(p), chunkSize-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) Read(p []byte) (int, error) {
+	for len(w.chunks) > 0 && len(w.chunks[0]) == 0 {
+		w.chunks[0] = nil
+		w.chunks = w.chunks[1:]
+	}
+	if len(w.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, w.chunks[0])
+	w.chunks[0] = w.chunks[0][n:]
+	return n, nil
+}
+
+// hashReader hashes and counts what is read through it.
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (hr *hashReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	hr.n += int64(n)
+	return n, err
+}
+
+// seekable returns r as an io.ReadSeeker and its current offset when it
+// can seek (a regular file, a bytes.Reader; not a pipe).
+func seekable(r io.Reader) (io.ReadSeeker, int64, bool) {
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		return nil, 0, false
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, false
+	}
+	return rs, start, true
+}
+
 // sliceWriter appends to b; given an exact capacity it never reallocates.
 type sliceWriter struct{ b []byte }
 
 func (w *sliceWriter) Write(p []byte) (int, error) {
 	w.b = append(w.b, p...)
 	return len(p), nil
-}
-
-// sizeHint returns how many bytes r will give, when it can tell (a
-// bytes.Reader, a bytes.Buffer, a file), bounded by max; else a small start.
-func sizeHint(r io.Reader, max int64) int {
-	n := int64(-1)
-	switch x := r.(type) {
-	case interface{ Len() int }:
-		n = int64(x.Len())
-	case *os.File:
-		if fi, err := x.Stat(); err == nil && fi.Mode().IsRegular() {
-			if off, err := x.Seek(0, io.SeekCurrent); err == nil {
-				n = fi.Size() - off
-			}
-		}
-	}
-	if n < 0 {
-		return 64 << 10
-	}
-	return int(min(n, max))
 }
 
 // moduleCompression reports how a module file is compressed, by the
@@ -360,11 +446,30 @@ func typeName(t byte) string {
 	return fmt.Sprintf("type %q", t)
 }
 
-// readTarball returns the regular files of a tarball, refusing anything a
-// patch must not hold and stopping at the entry and size bounds.
-func readTarball(ctx context.Context, data []byte, cfg *settings) (map[string][]byte, error) {
-	rc, err := decompressor(ctx, sniff(data), data, cfg)
-	if err != nil {
+// readTarball returns the regular files of the tarball src gives, refusing
+// anything a patch must not hold and stopping at the entry and size bounds.
+// It streams the compressed tarball through its decoder, except xz, which it
+// reads into memory (size, when not negative, is how many bytes src gives)
+// because checkXZ must see the stream's end before the decoder starts.
+func readTarball(ctx context.Context, src io.Reader, size int64, cfg *settings) (map[string][]byte, error) {
+	br := bufio.NewReaderSize(src, copyBufSize)
+	head, _ := br.Peek(263) // short at the end of the input; sniff copes
+	var rc io.ReadCloser
+	var err error
+	if c := sniff(head); c == compXZ {
+		hint := int64(64 << 10)
+		if size >= 0 {
+			hint = size
+		}
+		data, err := readAllCapped(ctx, br, cfg.maxPatchSize, hint, "patch")
+		if err != nil {
+			return nil, archiveErr(ctx, err)
+		}
+		rc, err = decompressor(ctx, c, data, cfg)
+		if err != nil {
+			return nil, err
+		}
+	} else if rc, err = streamDecompressor(c, br); err != nil {
 		return nil, err
 	}
 	defer rc.Close()

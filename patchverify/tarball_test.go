@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,20 +154,22 @@ func TestVerifyPatchGood(t *testing.T) {
 			if name == "uppercase_checksum" {
 				want = strings.ToUpper(want)
 			}
-			p, err := VerifyPatch(context.Background(), bytes.NewReader(tc.data), want, v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(p.Module, mod) || p.ModuleName != tc.modName || p.SHA256 != sum(tc.data) {
-				t.Errorf("module %q (%d bytes), sha %s", p.ModuleName, len(p.Module), p.SHA256)
-			}
-			if p.Metadata == nil || p.Metadata.Version != 3 {
-				if name != "dot_slash_names" {
-					t.Errorf("metadata %+v", p.Metadata)
+			for how, r := range readers(tc.data) {
+				p, err := VerifyPatch(context.Background(), r(), want, v)
+				if err != nil {
+					t.Fatalf("%s: %v", how, err)
 				}
-			}
-			if !p.Signer.Certificate.Equal(loadCert(t, "vendor_rsa4096")) {
-				t.Error("wrong signer")
+				if !bytes.Equal(p.Module, mod) || p.ModuleName != tc.modName || p.SHA256 != sum(tc.data) {
+					t.Errorf("%s: module %q (%d bytes), sha %s", how, p.ModuleName, len(p.Module), p.SHA256)
+				}
+				if p.Metadata == nil || p.Metadata.Version != 3 {
+					if name != "dot_slash_names" {
+						t.Errorf("%s: metadata %+v", how, p.Metadata)
+					}
+				}
+				if !p.Signer.Certificate.Equal(loadCert(t, "vendor_rsa4096")) {
+					t.Errorf("%s: wrong signer", how)
+				}
 			}
 		})
 	}
@@ -281,19 +284,21 @@ func TestVerifyPatchHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
-			p, err := VerifyPatch(context.Background(), bytes.NewReader(tt.data), sum(tt.data), v, tt.opts...)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("VerifyPatch = %v; want %v", err, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.why) {
-				t.Errorf("VerifyPatch = %v; want the reason %q", err, tt.why)
-			}
-			if p != nil {
-				t.Fatal("patch returned with an error")
-			}
-			if d := time.Since(start); d > 20*time.Second {
-				t.Errorf("took %v", d)
+			for how, r := range readers(tt.data) {
+				start := time.Now()
+				p, err := VerifyPatch(context.Background(), r(), sum(tt.data), v, tt.opts...)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("%s: VerifyPatch = %v; want %v", how, err, tt.want)
+				}
+				if !strings.Contains(err.Error(), tt.why) {
+					t.Errorf("%s: VerifyPatch = %v; want the reason %q", how, err, tt.why)
+				}
+				if p != nil {
+					t.Fatalf("%s: patch returned with an error", how)
+				}
+				if d := time.Since(start); d > 20*time.Second {
+					t.Errorf("%s: took %v", how, d)
+				}
 			}
 		})
 	}
@@ -315,8 +320,10 @@ func TestVerifyPatchChecksum(t *testing.T) {
 		"prefixed_sha256": "sha256:" + good[7:],
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := VerifyPatch(context.Background(), bytes.NewReader(data), want, v); !errors.Is(err, ErrChecksumMismatch) {
-				t.Fatalf("VerifyPatch = %v", err)
+			for how, r := range readers(data) {
+				if _, err := VerifyPatch(context.Background(), r(), want, v); !errors.Is(err, ErrChecksumMismatch) {
+					t.Fatalf("%s: VerifyPatch = %v", how, err)
+				}
 			}
 			if _, err := VerifyChecksum(context.Background(), bytes.NewReader(data), want); !errors.Is(err, ErrChecksumMismatch) {
 				t.Fatalf("VerifyChecksum = %v", err)
@@ -325,8 +332,10 @@ func TestVerifyPatchChecksum(t *testing.T) {
 	}
 	// A tampered tarball fails on the checksum before anything parses it.
 	bad := mutate(data, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
-	if _, err := VerifyPatch(context.Background(), bytes.NewReader(bad), good, v); !errors.Is(err, ErrChecksumMismatch) {
-		t.Errorf("tampered tarball: %v", err)
+	for how, r := range readers(bad) {
+		if _, err := VerifyPatch(context.Background(), r(), good, v); !errors.Is(err, ErrChecksumMismatch) {
+			t.Errorf("%s: tampered tarball: %v", how, err)
+		}
 	}
 	if n, err := VerifyChecksum(context.Background(), bytes.NewReader(data), strings.ToUpper(good)); err != nil || n != int64(len(data)) {
 		t.Errorf("VerifyChecksum = %d, %v", n, err)
@@ -368,5 +377,94 @@ func TestExtract(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("wrote outside the directory: %v", ents)
+	}
+}
+
+// readerOnly hides every method but Read, as a pipe or an HTTP body would:
+// VerifyPatch then holds the patch in memory instead of reading it twice.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// readers gives the two ways VerifyPatch reads a patch: twice from a reader
+// that seeks, or once into memory from one that does not.
+func readers(data []byte) map[string]func() io.Reader {
+	return map[string]func() io.Reader{
+		"seeker": func() io.Reader { return bytes.NewReader(data) },
+		"stream": func() io.Reader { return readerOnly{bytes.NewReader(data)} },
+	}
+}
+
+// swapReader serves first until it is first sought, then second: a file
+// that someone rewrites between VerifyPatch's hash and its reading.
+type swapReader struct {
+	first, second []byte
+	cur           *bytes.Reader
+	swapped       bool
+}
+
+func (s *swapReader) Read(p []byte) (int, error) {
+	if s.cur == nil {
+		s.cur = bytes.NewReader(s.first)
+	}
+	return s.cur.Read(p)
+}
+
+func (s *swapReader) Seek(off int64, whence int) (int64, error) {
+	if s.cur == nil {
+		s.cur = bytes.NewReader(s.first)
+	}
+	if s.swapped || (whence == io.SeekCurrent && off == 0) {
+		return s.cur.Seek(off, whence)
+	}
+	s.swapped = true
+	pos, _ := s.cur.Seek(0, io.SeekCurrent)
+	s.cur = bytes.NewReader(s.second)
+	s.cur.Seek(pos, io.SeekStart)
+	return s.cur.Seek(off, whence)
+}
+
+func TestVerifyPatchChangedBetweenPasses(t *testing.T) {
+	v := newTestVerifier(t, PolicyLivepatch, "vendor_rsa4096")
+	good := buildTestPatch(t)
+	// Another patch that verifies on its own: without the second hash,
+	// it would be returned under good's checksum.
+	other := makeTar(t, file("m.ko", signedTestModule(t)))
+	if _, err := VerifyPatch(context.Background(), bytes.NewReader(other), sum(other), v); err != nil {
+		t.Fatal(err)
+	}
+	for name, second := range map[string][]byte{
+		"other_valid_patch": other,
+		"grown":             append(append([]byte(nil), good...), 0),
+		"truncated":         good[:len(good)-1],
+		"one_bit":           mutate(good, func(b []byte) []byte { b[len(b)/2] ^= 1; return b }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &swapReader{first: good, second: second}
+			p, err := VerifyPatch(context.Background(), r, sum(good), v)
+			if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "changed between its hash and its reading") {
+				t.Fatalf("VerifyPatch = %v; want ErrChecksumMismatch, changed", err)
+			}
+			if p != nil || !r.swapped {
+				t.Fatalf("patch %v, swapped %v", p, r.swapped)
+			}
+		})
+	}
+	// Unchanged, the same reader verifies: the test above fails for the
+	// change, not for the reader.
+	if _, err := VerifyPatch(context.Background(), &swapReader{first: good, second: good}, sum(good), v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVerifyPatchFromOffset: a seekable reader is read from where it stands,
+// both times.
+func TestVerifyPatchFromOffset(t *testing.T) {
+	v := newTestVerifier(t, PolicyLivepatch, "vendor_rsa4096")
+	good := buildTestPatch(t)
+	r := bytes.NewReader(append([]byte("junk before the patch"), good...))
+	r.Seek(int64(len("junk before the patch")), io.SeekStart)
+	if _, err := VerifyPatch(context.Background(), r, sum(good), v); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,9 +16,17 @@ import (
 // and a 1 MiB file of 256 tiny blocks with 64 MiB dictionaries from costing
 // 16 GiB of allocation (7 s here). The checksums are left to the decoder.
 func checkXZ(data []byte, maxDict int64) error {
+	_, err := xzSize(data, maxDict)
+	return err
+}
+
+// xzSize is checkXZ, and returns the uncompressed size the indexes state
+// (saturated at 1 TiB): a hint that sizes the output buffer, not trusted.
+func xzSize(data []byte, maxDict int64) (int64, error) {
 	end := len(data)
 	streams := 0
 	budget := 2 * maxDict
+	var size int64
 	for end > 0 {
 		// Stream padding: groups of four zero bytes between and after streams.
 		for end >= 4 && bytes.Equal(data[end-4:end], []byte{0, 0, 0, 0}) {
@@ -27,24 +35,24 @@ func checkXZ(data []byte, maxDict int64) error {
 		if end == 0 {
 			break
 		}
-		start, err := checkXZStream(data[:end], maxDict, &budget)
+		start, err := checkXZStream(data[:end], maxDict, &budget, &size)
 		if err != nil {
-			return fmt.Errorf("%w: xz: %v", ErrUnsafeArchive, err)
+			return 0, fmt.Errorf("%w: xz: %v", ErrUnsafeArchive, err)
 		}
 		end = start
 		streams++
 	}
 	if streams == 0 {
-		return fmt.Errorf("%w: xz: no stream", ErrUnsafeArchive)
+		return 0, fmt.Errorf("%w: xz: no stream", ErrUnsafeArchive)
 	}
-	return nil
+	return size, nil
 }
 
 var xzHeaderMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 
 // checkXZStream checks the stream that ends at the end of data and returns
-// where it starts.
-func checkXZStream(data []byte, maxDict int64, budget *int64) (int, error) {
+// where it starts; it adds the stream's uncompressed size to *size.
+func checkXZStream(data []byte, maxDict int64, budget *int64, size *int64) (int, error) {
 	const hdrLen, footLen = 12, 12
 	if len(data) < hdrLen+footLen {
 		return 0, fmt.Errorf("truncated stream")
@@ -72,10 +80,11 @@ func checkXZStream(data []byte, maxDict int64, budget *int64) (int, error) {
 	var total int64
 	for range count {
 		unpadded, ok1 := uvarint(index, &pos)
-		_, ok2 := uvarint(index, &pos)
+		uncompressed, ok2 := uvarint(index, &pos)
 		if !ok1 || !ok2 || unpadded < 5 || unpadded > uint64(len(data)) {
 			return 0, fmt.Errorf("bad index record")
 		}
+		*size = int64(min(uint64(*size)+min(uncompressed, 1<<40), 1<<40))
 		padded := (int64(unpadded) + 3) &^ 3
 		records = append(records, padded)
 		total += padded

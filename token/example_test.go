@@ -128,7 +128,7 @@ func ExampleMiddleware_Machine() {
 	}
 	// Output:
 	// 200  patches for tier stable
-	// 401 Bearer error="invalid_token" unauthorized
+	// 401 Bearer error="invalid_token" {"code":"invalid_token","error":"token not accepted"}
 }
 
 // A registration endpoint: the middleware refuses bad registration tokens

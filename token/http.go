@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/lpsec/lpsec/internal/authheader"
+	"github.com/lpsec/lpsec/internal/httperr"
 	"github.com/lpsec/lpsec/token/internal/core"
 )
 
@@ -48,14 +49,41 @@ func BearerToken(r *http.Request) (string, error) {
 // credentials were sent); any bad token gets 401 with
 // `WWW-Authenticate: Bearer error="invalid_token"`, whatever was wrong with
 // it; a store fault gets 503. It logs one record per refused request.
+//
+// Refusals are written by WithErrorWriter's writer, by default the JSON
+// body every lpsec middleware writes, {"code":"…","error":"…"}:
+//
+//	status  code           WWW-Authenticate                when
+//	401     unauthorized   Bearer                          no bearer token
+//	401     invalid_token  Bearer error="invalid_token"    any bad token
+//	503     unavailable    -                               store fault
 type Middleware struct {
-	store Store
-	log   *slog.Logger
+	store      Store
+	log        *slog.Logger
+	writeError ErrorWriter
 }
 
-// NewMiddleware returns a Middleware on store. Options: WithLogger; any
-// other (WithClock, WithMachineLifetime belong to the store) is
-// ErrInvalidOption, as is a nil store.
+// ErrorWriter writes a refusal of Middleware: the status, a stable code and
+// a message (see the table at Middleware). WWW-Authenticate is already set.
+// It must not echo anything from the request.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
+
+// WithErrorWriter replaces the writer of Middleware's refusals (default:
+// the JSON body {"code","error"} every lpsec middleware writes).
+// NewMiddleware only; a nil writer is ErrInvalidOption.
+func WithErrorWriter(ew ErrorWriter) Option {
+	return core.NewOption("WithErrorWriter", core.ForMiddleware, func(s *core.Settings) error {
+		if ew == nil {
+			return errors.New("nil ErrorWriter")
+		}
+		s.ErrorWriter = ew
+		return nil
+	})
+}
+
+// NewMiddleware returns a Middleware on store. Options: WithLogger,
+// WithErrorWriter; any other (WithClock, WithMachineLifetime belong to the
+// store) is ErrInvalidOption, as is a nil store.
 func NewMiddleware(store Store, opts ...Option) (*Middleware, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: NewMiddleware: nil Store", ErrInvalidOption)
@@ -64,7 +92,13 @@ func NewMiddleware(store Store, opts ...Option) (*Middleware, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Middleware{store: store, log: c.Log}, nil
+	ew := ErrorWriter(func(w http.ResponseWriter, _ *http.Request, status int, code, msg string) {
+		httperr.Write(w, status, code, msg)
+	})
+	if c.ErrorWriter != nil {
+		ew = c.ErrorWriter
+	}
+	return &Middleware{store: store, log: c.Log, writeError: ew}, nil
 }
 
 type ctxKey int
@@ -112,7 +146,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 		ctx := r.Context()
 		tok, err := BearerToken(r)
 		if err != nil {
-			m.refuse(ctx, w, kind, "", err)
+			m.refuse(ctx, w, r, kind, "", err)
 			return
 		}
 		ctx, id, err := auth(ctx, tok)
@@ -123,7 +157,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 			if d, derr := core.DigestOf(tok); derr == nil {
 				prefix = d.Short()
 			}
-			m.refuse(r.Context(), w, kind, prefix, err)
+			m.refuse(r.Context(), w, r, kind, prefix, err)
 			return
 		}
 		m.log.LogAttrs(ctx, slog.LevelDebug, "token authenticated",
@@ -133,7 +167,7 @@ func (m *Middleware) wrap(kind string, next http.Handler, auth authFunc) http.Ha
 	})
 }
 
-func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, prefix string, err error) {
+func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, kind, prefix string, err error) {
 	attrs := []slog.Attr{slog.String("event", core.EvAuthnFailed), slog.String("kind", kind)}
 	switch {
 	case errors.Is(err, ErrNoBearer):
@@ -146,16 +180,17 @@ func (m *Middleware) refuse(ctx context.Context, w http.ResponseWriter, kind, pr
 	}
 	if errors.Is(err, ErrUnavailable) {
 		m.log.LogAttrs(ctx, slog.LevelError, "token check failed: store unavailable", attrs...)
-		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		m.writeError(w, r, http.StatusServiceUnavailable, "unavailable", "token store unavailable")
 		return
 	}
 	m.log.LogAttrs(ctx, slog.LevelWarn, "token refused", attrs...)
 	if errors.Is(err, ErrNoBearer) {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
-	} else {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		m.writeError(w, r, http.StatusUnauthorized, "unauthorized", "bearer token required")
+		return
 	}
-	http.Error(w, "unauthorized", http.StatusUnauthorized)
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	m.writeError(w, r, http.StatusUnauthorized, "invalid_token", "token not accepted")
 }
 
 // MachineFromContext returns the machine token record Middleware.Machine

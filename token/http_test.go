@@ -160,6 +160,13 @@ func TestMiddlewareRefusesHostileRequests(t *testing.T) {
 			if got := w.Header().Get("WWW-Authenticate"); got != tt.challenge {
 				t.Fatalf("WWW-Authenticate %q, want %q", got, tt.challenge)
 			}
+			wantBody := `{"code":"invalid_token","error":"token not accepted"}` + "\n"
+			if tt.challenge == "Bearer" {
+				wantBody = `{"code":"unauthorized","error":"bearer token required"}` + "\n"
+			}
+			if w.Body.String() != wantBody || w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("body %q (%s), want %q", w.Body, w.Header().Get("Content-Type"), wantBody)
+			}
 			logs := f.logs.String()
 			if !strings.Contains(logs, `"event":"token_authn_failed"`) || !strings.Contains(logs, `"reason":"`+tt.reason+`"`) {
 				t.Fatalf("logs %s, want reason %s", logs, tt.reason)
@@ -214,8 +221,20 @@ func TestMiddlewareStoreDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := serve(mw.Machine(okHandler()), "Bearer "+tok)
-	if w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("code %d, want 503", w.Code)
+	if w.Code != http.StatusServiceUnavailable || w.Body.String() != `{"code":"unavailable","error":"token store unavailable"}`+"\n" {
+		t.Fatalf("code %d body %q, want 503", w.Code, w.Body)
+	}
+	// A custom writer replaces the body, not the status.
+	var codes []string
+	mw, err = NewMiddleware(failingStore{}, WithErrorWriter(func(w http.ResponseWriter, _ *http.Request, status int, code, _ string) {
+		codes = append(codes, code)
+		w.WriteHeader(status)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := serve(mw.Machine(okHandler()), "Bearer "+tok); w.Code != 503 || w.Body.Len() != 0 || len(codes) != 1 || codes[0] != "unavailable" {
+		t.Fatalf("custom writer: %d %q %v", w.Code, w.Body, codes)
 	}
 	if !strings.Contains(logs.String(), `"reason":"unavailable"`) {
 		t.Fatalf("logs %s", logs.String())

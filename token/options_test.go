@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,12 @@ func TestOptionMisuse(t *testing.T) {
 			_, _, err := store.Register(context.Background(), reg, "m", RegisterOption{})
 			return err
 		}, "zero RegisterOption"},
+		{"nil_error_writer", func() error { _, err := NewMiddleware(store, WithErrorWriter(nil)); return err }, "WithErrorWriter: nil ErrorWriter"},
+		{"error_writer_to_store", func() error {
+			_, err := NewMemoryStore(WithErrorWriter(func(http.ResponseWriter, *http.Request, int, string, string) {}))
+			return err
+		},
+			"WithErrorWriter does not apply to NewMemoryStore"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.err()

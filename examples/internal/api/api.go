@@ -58,7 +58,10 @@ type RevokeSessionsResponse struct {
 	Before *time.Time `json:"before,omitempty"`
 }
 
-// Error is the body of every error answer.
+// Error is the body of every error answer (internal/httperr writes it, for
+// the server and for the auth, token and macaroon middlewares alike), except
+// the discharge-required answer of PUT /v1/client/{machine}, which is
+// httpbakery's error JSON so that stock bakery clients understand it.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"error"`
@@ -145,17 +148,6 @@ type RegisterResponse struct {
 	Machine      string `json:"machine"`
 	Tier         string `json:"tier"`
 	MachineToken string `json:"machine_token"`
-}
-
-// DischargeRequired is the 401 body of PUT /v1/client/{machine} without
-// credentials when the server accepts entitlement-service discharges: the
-// resource macaroon (bakery JSON) whose third-party caveat the client gets
-// discharged at ThirdParty.
-type DischargeRequired struct {
-	Code       string `json:"code"`
-	Message    string `json:"error"`
-	Macaroon   any    `json:"macaroon"`
-	ThirdParty string `json:"third_party"`
 }
 
 // Patch is one entry of a patch listing.

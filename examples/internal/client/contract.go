@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,44 +50,33 @@ func (c *Client) EnableWithContract(ctx context.Context, contractToken string) (
 	if err := tlsconfig.RequireTLS(cu); err != nil {
 		return nil, fmt.Errorf("--contracts-url: %w", err)
 	}
-	// 1. Ask without credentials: the server answers with the macaroon.
+	// 1. Ask without credentials, in the bakery protocol: the server
+	// answers httpbakery's discharge-required error with the macaroon.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.server.JoinPath("/v1/client/"+c.machine).String(), nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set(lpmac.BakeryProtocolHeader, "3")
 	resp, err := c.api.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusUnauthorized {
-		return nil, decodeError(resp.StatusCode, data)
-	}
-	var dr struct {
-		Code     string          `json:"code"`
-		Macaroon json.RawMessage `json:"macaroon"`
-	}
-	if err := json.Unmarshal(data, &dr); err != nil || dr.Code != "discharge_required" || len(dr.Macaroon) == 0 {
-		return nil, fmt.Errorf("server does not offer entitlement registration: %w", decodeError(resp.StatusCode, data))
-	}
-	m, err := lpmac.ParseMacaroon(dr.Macaroon)
-	if err != nil {
-		return nil, err
-	}
-	// 2. Discharge at the allow-listed entitlement service.
+	defer resp.Body.Close()
+	// 2. Discharge at the allow-listed entitlement service only; any
+	// other third-party location in the answer is refused unvisited.
 	hc := *c.api
 	hc.Transport = &contractAuth{host: cu.Host, token: contractToken, next: c.api.Transport}
 	dc, err := lpmac.NewDischargeClient([]string{cu.String()}, lpmac.WithHTTPClient(&hc))
 	if err != nil {
 		return nil, err
 	}
-	slice, err := dc.DischargeAll(ctx, m)
+	slice, _, err := dc.DischargeRequired(ctx, resp)
+	if errors.Is(err, lpmac.ErrNotDischargeRequired) {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, fmt.Errorf("server does not offer entitlement registration: %w", decodeError(resp.StatusCode, data))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("entitlement service: %w", err)
+		return nil, fmt.Errorf("entitlement registration: %w", err)
 	}
 	enc, err := lpmac.EncodeSlice(macaroon.Slice(slice))
 	if err != nil {

@@ -36,7 +36,7 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 // IndividualEvents are the events that matter one by one (a refused
 // credential): Quiet keys them by the request's source.
 var IndividualEvents = []string{
-	"token_authn_failed", "macaroon_verify_failed", "basicauth_authn_failed",
+	"token_authn_failed", "macaroon_verify_failed", "basicauth_authn_failed", "auth_throttled",
 	"machine_register_failed", "machine_mismatch", "report_refused", "discharge_refused",
 }
 

@@ -29,21 +29,21 @@ func (s *Server) Handler() http.Handler {
 
 	// Admin: Basic once, for a macaroon; then one operation per endpoint.
 	mux.Handle("POST /v1/admin/login", s.admin.users.refreshing(s.admin.wrap(http.HandlerFunc(s.login))))
-	mux.Handle("POST /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensCreate, s.issueRegistration))
-	mux.Handle("GET /v1/admin/auth-tokens", s.mac.require(api.OpAuthTokensList, s.listRegistrations))
-	mux.Handle("DELETE /v1/admin/auth-tokens/{id}", s.mac.require(api.OpAuthTokensRevoke, s.revoke(s.tokens.RevokeRegistration)))
-	mux.Handle("POST /v1/admin/sync-tokens", s.mac.require(api.OpSyncTokensCreate, s.issueSync))
-	mux.Handle("GET /v1/admin/sync-tokens", s.mac.require(api.OpSyncTokensList, s.listSyncs))
-	mux.Handle("DELETE /v1/admin/sync-tokens/{id}", s.mac.require(api.OpSyncTokensRevoke, s.revoke(s.tokens.RevokeSync)))
-	mux.Handle("GET /v1/admin/machines", s.mac.require(api.OpMachinesList, s.listMachines))
-	mux.Handle("DELETE /v1/admin/machines/{id}", s.mac.require(api.OpMachinesRevoke, s.revoke(s.tokens.RevokeMachine)))
-	mux.Handle("POST /v1/admin/machines/release", s.mac.require(api.OpMachinesRevoke, s.releaseMachine))
-	mux.Handle("POST /v1/admin/patches", s.mac.require(api.OpPatchesUpload, s.upload))
-	mux.Handle("GET /v1/admin/patches", s.mac.require(api.OpPatchesList, s.listAllPatches))
-	mux.Handle("POST /v1/admin/sync", s.mac.require(api.OpSyncRun, s.runSync))
-	mux.Handle("GET /v1/admin/reports", s.mac.require(api.OpReportsList, s.listReports))
-	mux.Handle("POST /v1/admin/logout", s.mac.require(api.OpLogout, s.mac.logout))
-	mux.Handle("POST /v1/admin/revocations", s.mac.require(api.OpSessionsRevoke, s.mac.revokeSessions))
+	mux.Handle("POST /v1/admin/auth-tokens", s.mac.requireAdmin(api.OpAuthTokensCreate, s.issueRegistration))
+	mux.Handle("GET /v1/admin/auth-tokens", s.mac.requireAdmin(api.OpAuthTokensList, s.listRegistrations))
+	mux.Handle("DELETE /v1/admin/auth-tokens/{id}", s.mac.requireAdmin(api.OpAuthTokensRevoke, s.revoke(s.tokens.RevokeRegistration)))
+	mux.Handle("POST /v1/admin/sync-tokens", s.mac.requireAdmin(api.OpSyncTokensCreate, s.issueSync))
+	mux.Handle("GET /v1/admin/sync-tokens", s.mac.requireAdmin(api.OpSyncTokensList, s.listSyncs))
+	mux.Handle("DELETE /v1/admin/sync-tokens/{id}", s.mac.requireAdmin(api.OpSyncTokensRevoke, s.revoke(s.tokens.RevokeSync)))
+	mux.Handle("GET /v1/admin/machines", s.mac.requireAdmin(api.OpMachinesList, s.listMachines))
+	mux.Handle("DELETE /v1/admin/machines/{id}", s.mac.requireAdmin(api.OpMachinesRevoke, s.revoke(s.tokens.RevokeMachine)))
+	mux.Handle("POST /v1/admin/machines/release", s.mac.requireAdmin(api.OpMachinesRevoke, s.releaseMachine))
+	mux.Handle("POST /v1/admin/patches", s.mac.requireAdmin(api.OpPatchesUpload, s.upload))
+	mux.Handle("GET /v1/admin/patches", s.mac.requireAdmin(api.OpPatchesList, s.listAllPatches))
+	mux.Handle("POST /v1/admin/sync", s.mac.requireAdmin(api.OpSyncRun, s.runSync))
+	mux.Handle("GET /v1/admin/reports", s.mac.requireAdmin(api.OpReportsList, s.listReports))
+	mux.Handle("POST /v1/admin/logout", s.mac.requireAdmin(api.OpLogout, s.mac.logout))
+	mux.Handle("POST /v1/admin/revocations", s.mac.requireAdmin(api.OpSessionsRevoke, s.mac.revokeSessions))
 
 	// Clients.
 	mux.HandleFunc("PUT /v1/client/{machine}", s.register)
@@ -51,15 +51,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/client/{machine}/report", s.machineOnly(s.report))
 	mux.HandleFunc("GET /v1/patches/{filename}", s.download)
 	mux.HandleFunc("GET /v1/catalogue", s.serveCatalogue)
-	mux.Handle("POST /v1/admin/catalogue", s.mac.require(api.OpPatchesUpload, s.uploadCatalogue))
+	mux.Handle("POST /v1/admin/catalogue", s.mac.requireAdmin(api.OpPatchesUpload, s.uploadCatalogue))
 
 	// Downstream servers.
 	mux.HandleFunc("GET /v1/sync/patches", s.syncOnly(s.syncPatches))
 
-	// No catch-all route: the mux answers 404 and 405 (with Allow) itself.
+	// No catch-all route: the mux answers 404 and 405 (with Allow) itself,
+	// in the JSON error body (jsonMuxErrors).
 	// withSource is outermost: the request copy it makes must not hide the
 	// route pattern the mux records on its request from instrument.
-	return withSource(s.instrument(s.recoverer(mux)))
+	return withSource(s.instrument(s.recoverer(jsonMuxErrors(mux))))
 }
 
 // recoverer turns a panic in a handler into a 500 and a log record, so
@@ -258,44 +259,32 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var (
-		tok string
-		rec token.Machine
-		err error
-	)
 	switch {
 	case isBearer:
-		tok, rec, err = s.tokens.Register(r.Context(), regToken, machine, ropts...)
+		tok, rec, err := s.tokens.Register(r.Context(), regToken, machine, ropts...)
 		if err != nil {
 			s.registerRefused(w, machine, err)
 			return
 		}
-	case s.mac.hasContracts() && s.mac.present(r):
-		if status, code, msg := s.mac.verifyEntitled(r, machine); status != 0 {
-			writeError(w, status, code, msg)
-			return
-		}
-		tok, rec, err = s.tokens.RegisterExternal(r.Context(), entitledCredential(machine), machine, ropts...)
-		if err != nil {
-			s.registerRefused(w, machine, err)
-			return
-		}
-	case len(authz) == 0 && s.mac.hasContracts():
-		// httpbakery-style: tell the client which third party to ask.
-		body, err := s.mac.dischargeRequired(r.Context(), machine)
-		if err != nil {
-			s.log.Error("minting resource macaroon", "event", "resource_macaroon_failed", "error", err.Error())
-			writeError(w, http.StatusServiceUnavailable, "unavailable", "cannot mint a macaroon now")
-			return
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer, Macaroon`)
-		writeJSON(w, http.StatusUnauthorized, body)
-		return
+		s.registered(w, machine, tok, rec)
+	case s.mac.hasContracts():
+		// A discharged resource macaroon, or httpbakery's
+		// discharge-required answer (lpsec/macaroon's middleware).
+		s.mac.entitled(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, rec, err := s.tokens.RegisterExternal(r.Context(), entitledCredential(machine), machine, ropts...)
+			if err != nil {
+				s.registerRefused(w, machine, err)
+				return
+			}
+			s.registered(w, machine, tok, rec)
+		})).ServeHTTP(w, r)
 	default:
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <registration token>")
-		return
 	}
+}
+
+func (s *Server) registered(w http.ResponseWriter, machine, tok string, rec token.Machine) {
 	if afterRegisterCommit(w) {
 		return
 	}
@@ -477,9 +466,11 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return PatchInfo{}, err
 	}
-	// patchverify.VerifyPatch holds the tarball and the module in memory
-	// (about twice the patch's size): one verification at a time keeps
-	// concurrent uploads and syncs from multiplying that.
+	// Given the file, patchverify.VerifyPatch reads it twice (hash, then
+	// tarball) and never holds it; it holds the tarball's files, the module
+	// among them (about the patch's size, up to --max-patch-size
+	// uncompressed): one verification at a time keeps concurrent uploads
+	// and syncs from multiplying that.
 	select {
 	case s.verifySem <- struct{}{}:
 	case <-ctx.Done():
@@ -499,7 +490,7 @@ func (s *Server) verifyAndStore(ctx context.Context, name, sum string, f *os.Fil
 	info, err := patchInfo(name, sum, head[:n], size, p)
 	p = nil
 	if size > 8<<20 {
-		// VerifyPatch's copies are garbage now: give a large patch's
+		// VerifyPatch's files are garbage now: give a large patch's
 		// pages back to the system at once rather than keep them.
 		debug.FreeOSMemory()
 	}

@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/lpsec/lpsec/examples/internal/api"
+	"github.com/lpsec/lpsec/internal/httperr"
 )
 
 // Bounds on what a client may send.
@@ -26,9 +26,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeError writes the JSON error body that lpsec's middlewares also
+// write (internal/httperr), so every refusal has one shape. The message
+// never echoes a credential.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	// The message never echoes a credential.
-	writeJSON(w, status, api.Error{Code: code, Message: msg})
+	httperr.Write(w, status, code, msg)
 }
 
 // decodeJSON reads one JSON object of at most limit bytes, refusing
@@ -85,3 +87,43 @@ var machineRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // validMachine accepts the 32 lowercase hex of an app-specific machine ID
 // (never the raw /etc/machine-id: that must not go on the network).
 func validMachine(s string) bool { return machineRe.MatchString(s) }
+
+// jsonMuxErrors makes the mux's own 404 and 405 answers (text/plain from
+// http.Error) use the JSON error body too, keeping the mux's status and
+// its Allow header. Only requests that match no route are affected: a
+// handler's own answers pass untouched.
+func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(&muxErrorWriter{ResponseWriter: w}, r)
+	})
+}
+
+// muxErrorWriter replaces the body of an error the mux writes.
+type muxErrorWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (m *muxErrorWriter) WriteHeader(status int) {
+	switch status {
+	case http.StatusNotFound:
+		m.replaced = true
+		writeError(m.ResponseWriter, status, "not_found", "no such route")
+	case http.StatusMethodNotAllowed:
+		m.replaced = true
+		writeError(m.ResponseWriter, status, "method_not_allowed", "method not allowed on this route (see Allow)")
+	default:
+		m.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (m *muxErrorWriter) Write(p []byte) (int, error) {
+	if m.replaced {
+		return len(p), nil // the mux's text body; ours is written
+	}
+	return m.ResponseWriter.Write(p)
+}

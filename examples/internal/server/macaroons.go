@@ -36,6 +36,7 @@ func EntitlementCondition(machine string) string { return "entitled-machine " + 
 
 type macaroons struct {
 	svc          *lpmac.Service
+	entitledMW   *lpmac.Middleware  // with --contracts-url
 	rootKeys     lpmac.RootKeyStore // for start-up and /readyz checks
 	kekID        string             // public id of --root-key-kek, "" in memory
 	ttl          time.Duration
@@ -116,6 +117,11 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 	if m.svc, err = lpmac.NewService("lpsec-example-server", key, store, opts...); err != nil {
 		return nil, err
 	}
+	if m.hasContracts() {
+		if m.entitledMW, err = lpmac.NewMiddleware(m.svc, lpmac.WithDischargeRequired(m.mintResource, "")); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -147,64 +153,26 @@ func (m *macaroons) login(ctx context.Context, user string) (*api.LoginResponse,
 		SessionID: lpmac.RevocationID(mac)}, nil
 }
 
-// macaroonStatus maps a verification failure to an HTTP answer; the
-// message says which kind of failure, never anything about the macaroon.
-func macaroonStatus(err error) (status int, code, msg string) {
-	switch {
-	case errors.Is(err, lpmac.ErrUnavailable):
-		return http.StatusServiceUnavailable, "unavailable", "cannot verify macaroons now"
-	case errors.Is(err, lpmac.ErrMissing):
-		return http.StatusUnauthorized, "unauthorized", "macaroon required: POST /v1/admin/login first"
-	case errors.Is(err, lpmac.ErrMalformed):
-		return http.StatusBadRequest, "malformed_macaroon", "malformed macaroon"
-	case errors.Is(err, lpmac.ErrExpired):
-		return http.StatusUnauthorized, "expired", "macaroon expired"
-	case errors.Is(err, lpmac.ErrDischargeRequired):
-		return http.StatusUnauthorized, "discharge_required", "macaroon needs a discharge"
-	case errors.Is(err, lpmac.ErrUnknownRootKey):
-		return http.StatusUnauthorized, "unknown_root_key", "macaroon's root key is unknown or revoked"
-	case errors.Is(err, lpmac.ErrRevoked):
-		return http.StatusUnauthorized, "revoked", "macaroon was logged out or revoked: POST /v1/admin/login again"
-	case errors.Is(err, lpmac.ErrUserRefused):
-		return http.StatusForbidden, "user_refused", "this user is no longer an admin"
-	default: // ErrDenied
-		return http.StatusForbidden, "denied", "macaroon does not grant this operation"
-	}
-}
-
-func macaroonError(w http.ResponseWriter, err error) {
-	status, code, msg := macaroonStatus(err)
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", "Macaroon")
-	}
-	writeError(w, status, code, msg)
-}
-
-// require serves next only to requests whose macaroon grants op.
-func (m *macaroons) require(op string, next http.HandlerFunc) http.Handler {
-	want := bakery.Op{Entity: AdminEntity, Action: op}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g, err := m.svc.VerifyRequest(r.Context(), r, want)
-		if err != nil {
-			macaroonError(w, err)
-			return
-		}
-		if g.User == "" {
+// requireAdmin serves next only to requests whose macaroon grants op and
+// names a user; the SDK middleware answers every refusal (lpsec/macaroon's
+// status table, the shared JSON error body).
+func (m *macaroons) requireAdmin(op string, next http.HandlerFunc) http.Handler {
+	return m.svc.Require(bakery.Op{Entity: AdminEntity, Action: op})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g, _ := lpmac.GrantFromContext(r.Context())
+		if g == nil || g.User == "" {
 			// A resource macaroon has no user; admin actions need one.
 			writeError(w, http.StatusForbidden, "denied", "macaroon does not grant this operation")
 			return
 		}
 		m.log.Info("admin operation", "event", "admin_operation", "user", g.User, "op", op)
-		next(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
-	})
+		next(w, r)
+	}))
 }
 
-type grantKey struct{}
-
-// logout ends the macaroon the request was verified with (require put its
-// grant in the context), on every instance sharing the database.
+// logout ends the macaroon the request was verified with (the middleware
+// put its grant in the context), on every instance sharing the database.
 func (m *macaroons) logout(w http.ResponseWriter, r *http.Request) {
-	g, _ := r.Context().Value(grantKey{}).(*lpmac.Grant)
+	g, _ := lpmac.GrantFromContext(r.Context())
 	if err := m.svc.Logout(r.Context(), g); err != nil {
 		m.revokeError(w, err)
 		return
@@ -288,36 +256,26 @@ func (m *macaroons) revokeError(w http.ResponseWriter, err error) {
 
 func (m *macaroons) hasContracts() bool { return m.contractsURL != "" }
 
-// present reports whether r carries any macaroon (or a malformed one,
-// which verification then refuses cleanly).
-func (m *macaroons) present(r *http.Request) bool {
-	ms, err := lpmac.RequestMacaroons(r)
-	return err != nil || len(ms) > 0
+// entitled serves next only to requests carrying a resource macaroon for
+// the machine in the path, discharged by the entitlement service. Without
+// one, the SDK middleware answers httpbakery's discharge-required error
+// with a freshly minted resource macaroon, which stock bakery clients
+// discharge and retry with.
+func (m *macaroons) entitled(next http.Handler) http.Handler {
+	return m.entitledMW.RequireFunc(func(r *http.Request) []bakery.Op {
+		return []bakery.Op{RegisterOp(r.PathValue("machine"))}
+	})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g, _ := lpmac.GrantFromContext(r.Context()); g == nil || g.User != "" {
+			// An admin login macaroon never registers machines.
+			writeError(w, http.StatusForbidden, "denied", "macaroon does not grant this operation")
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
 }
 
-func (m *macaroons) dischargeRequired(ctx context.Context, machine string) (*api.DischargeRequired, error) {
-	mac, err := m.svc.MintResource(ctx, m.contractsURL, EntitlementCondition(machine), 10*time.Minute, RegisterOp(machine))
-	if err != nil {
-		return nil, err
-	}
-	return &api.DischargeRequired{
-		Code:       "discharge_required",
-		Message:    "registration needs a registration token or a resource macaroon discharged by the entitlement service",
-		Macaroon:   mac,
-		ThirdParty: m.contractsURL,
-	}, nil
-}
-
-// verifyEntitled checks a discharged resource macaroon for registering
-// machine; it returns a zero status when it verifies.
-func (m *macaroons) verifyEntitled(r *http.Request, machine string) (int, string, string) {
-	g, err := m.svc.VerifyRequest(r.Context(), r, RegisterOp(machine))
-	if err != nil {
-		return macaroonStatus(err)
-	}
-	if g.User != "" {
-		// An admin login macaroon never registers machines.
-		return http.StatusForbidden, "denied", "macaroon does not grant this operation"
-	}
-	return 0, "", ""
+// mintResource mints the resource macaroon the entitlement service must
+// discharge before ops (registering one machine) are granted.
+func (m *macaroons) mintResource(ctx context.Context, r *http.Request, ops []bakery.Op) (*bakery.Macaroon, error) {
+	return m.svc.MintResource(ctx, m.contractsURL, EntitlementCondition(r.PathValue("machine")), 10*time.Minute, ops...)
 }

@@ -42,6 +42,7 @@ const (
 	ForDischargeClient
 	ForMemoryRootKeys
 	ForPostgresRootKeys
+	ForMiddleware
 	ForMemoryRevocations
 	ForPostgresRevocations
 
@@ -95,6 +96,12 @@ type Settings struct {
 
 	Revocations RevocationStore
 	CheckUser   func(ctx context.Context, user string) error
+
+	// NewMiddleware: the refusal writer (nil: the shared JSON body) and,
+	// with WithDischargeRequired, the minter and cookie name suffix.
+	ErrorWriter  func(w http.ResponseWriter, r *http.Request, status int, code, message string)
+	Mint         func(ctx context.Context, r *http.Request, ops []bakery.Op) (*bakery.Macaroon, error)
+	CookieSuffix string
 }
 
 // Build applies opts for the constructor ctor (named in errors), which

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -44,6 +45,8 @@ type Settings struct {
 	RetryWindow     time.Duration
 	Retention       time.Duration
 	StoreTimeout    time.Duration // bound on each tokenpg.Store call
+	// ErrorWriter writes Middleware's refusals; nil: the shared JSON body.
+	ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
 }
 
 // DefaultStoreTimeout is token.DefaultStoreTimeout.
