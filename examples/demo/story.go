@@ -349,7 +349,7 @@ func (d *demo) story(ctx context.Context) {
 
 	// A compromised store: the file the server serves changes under it.
 	st.refused("a tarball altered on the server's disk is refused (hash)", func() error {
-		file := filepath.Join(d.path("server-a"), "patches", uploaded.Filename)
+		file := filepath.Join(d.path("server-a"), "patches", "blobs", uploaded.SHA256)
 		orig, err := os.ReadFile(file)
 		if err != nil {
 			return err

@@ -151,7 +151,14 @@ var listenRe = regexp.MustCompile(`listening on (https://\S+)`)
 // at the end of the test.
 func start(t *testing.T, env []string, name string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(exe(t, name), args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, env, name, exec.Command(exe(t, name), args...))
+}
+
+// startCmd is start for a command that runs the binary (prlimit ... --
+// server, for one).
+func startCmd(t *testing.T, env []string, name string, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	out, err := d.cmd.StdoutPipe()

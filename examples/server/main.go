@@ -8,10 +8,11 @@
 //	    --admin-users 'alice:$2y$10$...' --report-key k1:$(openssl rand -hex 32)
 //
 // Without --tls-cert/--tls-key it creates a CA and a server certificate in
-// --state-dir and prints the CA's path. Without --database-url everything
-// is kept in memory (patch files in --state-dir) and lost on restart; with
-// it, tokens, macaroon root keys, patches and reports live in PostgreSQL
-// and several instances can share the database.
+// --state-dir and prints the CA's path. Without --database-url patches
+// persist in --state-dir/patches (crash-safe: after a kill at any point the
+// server lists exactly what it serves) while tokens, macaroon root keys and
+// reports are kept in memory and lost on restart; with it, they all live
+// in PostgreSQL and several instances can share the database.
 //
 // Flags have LPSEC_SERVER_* equivalents: --listen is LPSEC_SERVER_LISTEN,
 // and so on; secrets can also be read from files (--root-key-kek-file).
@@ -26,6 +27,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/lpsec/lpsec/examples/internal/cli"
@@ -62,6 +65,9 @@ SIGHUP re-reads --admin-users-file (removed users' macaroons end) and --signing-
 		return cli.Usagef("--log-level: %v", err)
 	}
 	if err := cli.Positive("shutdown-timeout", o.ShutdownTimeout); err != nil {
+		return err
+	}
+	if err := killHook(&o); err != nil {
 		return err
 	}
 	if err := cli.Positive("log-repeat-interval", o.LogRepeatInterval); err != nil {
@@ -109,5 +115,27 @@ func storeName(o server.Options) string {
 	if o.DatabaseURL != "" {
 		return "postgresql"
 	}
-	return "memory"
+	return "memory, patches in --state-dir"
+}
+
+// killHookEnv names a step of the file store's upload (server.PutSteps)
+// after which the process kills itself with SIGKILL: the crash tests
+// (examples/integration) use it to stop the real binary between steps.
+const killHookEnv = "LPSEC_TEST_SERVER_KILL_AT"
+
+func killHook(o *server.Options) error {
+	at := os.Getenv(killHookEnv)
+	if at == "" {
+		return nil
+	}
+	if !slices.Contains(server.PutSteps, at) {
+		return cli.Usagef("%s=%q: want one of %s", killHookEnv, at, strings.Join(server.PutSteps, ", "))
+	}
+	o.PutStepHook = func(step string) {
+		if step == at {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // SIGKILL is not delivered synchronously; nothing runs after it
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,35 +73,67 @@ type Catalogue interface {
 	Ping(ctx context.Context) error
 }
 
-// fileCatalogue keeps the index in memory and the tarballs, each with its
-// entry beside it (NAME.json), in dir, so they survive a restart and an
-// upload writes one entry, never the whole index.
+// fileCatalogue keeps patches in dir so that they survive a restart,
+// crash-safe: after a kill (or power loss) at any point it lists exactly
+// what it serves.
+//
+// Layout: each patch's entry is NAME.json; its tarball is blobs/SHA256,
+// named by content and never rewritten. The entry is the single point of
+// truth: it is written last (temporary file, fsync, rename, fsync of the
+// directory), after its tarball is durably in place, so an entry always
+// names a complete tarball with its hash. A crash leaves at most a
+// tarball no entry names (removed at start-up) or a *.tmp file (removed
+// too); an entry never pairs with other bytes than the ones it hashes.
+// An upload writes one entry, never the whole index.
 type fileCatalogue struct {
-	dir      string
+	dir string
+	log *slog.Logger
+	// step, when set, is called after each step of Put with its name (a
+	// test hook: the crash tests kill the process there).
+	step func(string)
+
+	putMu    sync.Mutex // serialises Put: blob reference counts stay exact
 	mu       sync.RWMutex
 	idx      map[string]PatchInfo
 	byKernel map[string][]PatchInfo // each sorted by filename
 }
 
-const entrySuffix = ".json"
+const (
+	entrySuffix = ".json"
+	tmpSuffix   = ".tmp"
+	blobDir     = "blobs"
+)
+
+// PutSteps are the steps of the file store's Put, in order, as its test
+// hook names them: the integration test kills the server after each.
+var PutSteps = []string{
+	"tarball-synced",     // the upload's temporary file is fsynced
+	"tarball-renamed",    // ... and renamed to blobs/SHA256
+	"tarball-dir-synced", // ... and blobs/ fsynced: the tarball is durable
+	"entry-written",      // NAME.json.tmp written and fsynced
+	"entry-renamed",      // ... renamed to NAME.json: the commit point
+	"entry-dir-synced",   // ... and the directory fsynced: the entry is durable
+	"old-tarball-removed",
+}
+
+var validSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func newFileCatalogue(dir string) (*fileCatalogue, error) {
-	c := &fileCatalogue{dir: dir, idx: map[string]PatchInfo{}, byKernel: map[string][]PatchInfo{}}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	return openFileCatalogue(dir, nil)
+}
+
+// openFileCatalogue reads the entries in dir and repairs what a crash
+// can leave: *.tmp files and tarballs no entry names are removed; an
+// entry whose tarball is missing or has the wrong size (only possible
+// when the files were changed behind the server's back) is removed and
+// logged. Layouts of earlier versions (index.json; tarballs named NAME
+// beside NAME.json) are converted once, each tarball's hash checked.
+func openFileCatalogue(dir string, log *slog.Logger) (*fileCatalogue, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	// index.json is the single index of earlier versions: read once, its
-	// entries are rewritten one file each below.
-	var legacy []PatchInfo
-	if data, err := os.ReadFile(filepath.Join(dir, "index.json")); err == nil {
-		if err := json.Unmarshal(data, &legacy); err != nil {
-			return nil, fmt.Errorf("patch index %s: %w", filepath.Join(dir, "index.json"), err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+	c := &fileCatalogue{dir: dir, log: log, idx: map[string]PatchInfo{}, byKernel: map[string][]PatchInfo{}}
+	if err := os.MkdirAll(filepath.Join(dir, blobDir), 0o700); err != nil {
 		return nil, err
 	}
 	root, err := os.OpenRoot(dir)
@@ -108,9 +141,24 @@ func newFileCatalogue(dir string) (*fileCatalogue, error) {
 		return nil, err
 	}
 	defer root.Close()
+	// index.json is the single index of earlier versions: read once, its
+	// entries are rewritten one file each below.
+	var legacy []PatchInfo
+	if data, err := root.ReadFile("index.json"); err == nil {
+		if err := json.Unmarshal(data, &legacy); err != nil {
+			return nil, fmt.Errorf("patch index %s: %w", filepath.Join(dir, "index.json"), err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	changed := false
 	for _, p := range legacy {
-		if ValidFilename(p.Filename) {
-			c.add(p)
+		if !ValidFilename(p.Filename) {
+			continue
+		}
+		if ok, err := c.adopt(root, p); err != nil {
+			return nil, err
+		} else if ok {
 			if err := writeEntry(root, p); err != nil {
 				return nil, err
 			}
@@ -120,9 +168,23 @@ func newFileCatalogue(dir string) (*fileCatalogue, error) {
 		if err := root.Remove("index.json"); err != nil {
 			return nil, err
 		}
+		changed = true
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), entrySuffix)
+		name := e.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			// An entry or conversion cut short: never committed.
+			if err := root.Remove(name); err != nil {
+				return nil, err
+			}
+			changed = true
+			continue
+		}
+		name, ok := strings.CutSuffix(name, entrySuffix)
 		if !ok || !ValidFilename(name) {
 			continue
 		}
@@ -131,24 +193,153 @@ func newFileCatalogue(dir string) (*fileCatalogue, error) {
 			return nil, err
 		}
 		var p PatchInfo
-		if err := json.Unmarshal(data, &p); err != nil || p.Filename != name {
+		if err := json.Unmarshal(data, &p); err != nil || p.Filename != name || !validSHA256.MatchString(p.SHA256) {
 			return nil, fmt.Errorf("patch entry %s: not an entry for %s", filepath.Join(dir, e.Name()), name)
 		}
-		c.add(p)
+		ok, err = c.adopt(root, p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if err := root.Remove(e.Name()); err != nil {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	// Tarballs of earlier versions' layout, converted above or not named
+	// by any entry, and blobs no entry names (a crash before the entry's
+	// commit, or after it before the old tarball's removal) go.
+	for _, e := range ents {
+		if ValidFilename(e.Name()) && !e.IsDir() {
+			if err := root.Remove(e.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	blobs, err := os.ReadDir(filepath.Join(dir, blobDir))
+	if err != nil {
+		return nil, err
+	}
+	used := make(map[string]bool, len(c.idx))
+	for _, p := range c.idx {
+		used[p.SHA256] = true
+	}
+	for _, b := range blobs {
+		if !used[b.Name()] {
+			if err := root.Remove(blobDir + "/" + b.Name()); err != nil {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	if changed {
+		if err := syncDir(root, blobDir); err != nil {
+			return nil, err
+		}
+		if err := syncDir(root, "."); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
+// adopt records p if its tarball is in place: blobs/SHA256 of p's size,
+// or (earlier layout) a file NAME whose hash is p's, moved there. It
+// reports false, logging why, for an entry with no such tarball.
+func (c *fileCatalogue) adopt(root *os.Root, p PatchInfo) (bool, error) {
+	if !validSHA256.MatchString(p.SHA256) {
+		c.dropped(p, "the entry's sha256 is not a SHA-256")
+		return false, nil
+	}
+	blob := blobDir + "/" + p.SHA256
+	if st, err := root.Stat(blob); err == nil {
+		if st.Size() != p.Size || !st.Mode().IsRegular() {
+			c.dropped(p, fmt.Sprintf("the tarball has %d bytes, the entry says %d", st.Size(), p.Size))
+			return false, nil
+		}
+		c.add(p)
+		return true, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	f, err := root.Open(p.Filename)
+	if errors.Is(err, os.ErrNotExist) {
+		c.dropped(p, "no tarball")
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return false, err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != p.SHA256 || n != p.Size {
+		c.dropped(p, "the tarball does not match the entry's SHA-256 and size")
+		return false, nil
+	}
+	if err := root.Rename(p.Filename, blob); err != nil {
+		return false, err
+	}
+	if err := syncDir(root, blobDir); err != nil {
+		return false, err
+	}
+	c.add(p)
+	return true, nil
+}
+
+func (c *fileCatalogue) dropped(p PatchInfo, why string) {
+	c.log.Error("patch entry without its tarball removed", "event", "patch_entry_dropped",
+		"filename", p.Filename, "sha256", p.SHA256, "reason", why)
+}
+
+// writeEntry makes p's entry durable: temporary file, fsync, rename,
+// fsync of the directory.
 func writeEntry(root *os.Root, p PatchInfo) error {
+	if err := writeEntryTmp(root, p); err != nil {
+		return err
+	}
+	if err := root.Rename(p.Filename+entrySuffix+tmpSuffix, p.Filename+entrySuffix); err != nil {
+		return err
+	}
+	return syncDir(root, ".")
+}
+
+func writeEntryTmp(root *os.Root, p PatchInfo) error {
 	js, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := p.Filename + entrySuffix + ".tmp"
-	if err := root.WriteFile(tmp, js, 0o600); err != nil {
+	f, err := root.OpenFile(p.Filename+entrySuffix+tmpSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return err
 	}
-	return root.Rename(tmp, p.Filename+entrySuffix)
+	if _, err := f.Write(js); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs a directory, making the renames and removals in it
+// durable.
+func syncDir(root *os.Root, name string) error {
+	d, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // add records p in the index; c.mu must be held (or c not yet shared).
@@ -172,27 +363,74 @@ func (c *fileCatalogue) add(p PatchInfo) {
 
 func cmpFilename(p PatchInfo, name string) int { return strings.Compare(p.Filename, name) }
 
+func (c *fileCatalogue) hook(step string) {
+	if c.step != nil {
+		c.step(step)
+	}
+}
+
+// Put makes the tarball durable under its hash, then commits the entry
+// (see fileCatalogue). Readers see the old entry and tarball until the
+// commit, the new ones after it; a download of the old tarball in flight
+// keeps reading it after its removal.
 func (c *fileCatalogue) Put(_ context.Context, info PatchInfo, f *os.File) error {
+	if !validSHA256.MatchString(info.SHA256) || !ValidFilename(info.Filename) {
+		return fmt.Errorf("server: bad patch entry %q", info.Filename)
+	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	// The tarball moves into place first: a crash between the two renames
-	// leaves a file without an entry (never served), not an entry without
-	// its file. Readers that opened the previous file keep reading it.
-	if err := os.Rename(f.Name(), filepath.Join(c.dir, info.Filename)); err != nil {
-		return err
-	}
+	c.hook("tarball-synced")
+	c.putMu.Lock()
+	defer c.putMu.Unlock()
 	root, err := os.OpenRoot(c.dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := writeEntry(root, info); err != nil {
+	// Same content already stored: the rename replaces it with the same
+	// bytes (a reader of the old file keeps its own).
+	if err := os.Rename(f.Name(), filepath.Join(c.dir, blobDir, info.SHA256)); err != nil {
 		return err
 	}
+	c.hook("tarball-renamed")
+	if err := syncDir(root, blobDir); err != nil {
+		return err
+	}
+	c.hook("tarball-dir-synced")
+	if err := writeEntryTmp(root, info); err != nil {
+		return err
+	}
+	c.hook("entry-written")
+	if err := root.Rename(info.Filename+entrySuffix+tmpSuffix, info.Filename+entrySuffix); err != nil {
+		return err
+	}
+	c.hook("entry-renamed")
+	if err := syncDir(root, "."); err != nil {
+		return err
+	}
+	c.hook("entry-dir-synced")
+	c.mu.Lock()
+	old, had := c.idx[info.Filename]
 	c.add(info)
+	inUse := false
+	if had {
+		for _, p := range c.idx {
+			if p.SHA256 == old.SHA256 {
+				inUse = true
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	// The replaced tarball goes once no entry names it; left behind by a
+	// crash, start-up removes it. Not fsynced: its return is harmless.
+	if had && !inUse {
+		if err := root.Remove(blobDir + "/" + old.SHA256); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("removing a replaced tarball", "event", "patch_blob_remove_failed", "sha256", old.SHA256, "error", err.Error())
+		}
+	}
+	c.hook("old-tarball-removed")
 	return nil
 }
 
@@ -239,7 +477,7 @@ func (c *fileCatalogue) Open(_ context.Context, name string) (PatchInfo, PatchRe
 		return PatchInfo{}, nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(name)
+	f, err := root.Open(blobDir + "/" + info.SHA256)
 	if err != nil {
 		return PatchInfo{}, nil, err
 	}

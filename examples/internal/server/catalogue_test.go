@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,6 +199,163 @@ func TestCatalogues(t *testing.T) {
 			all, err := c.List(ctx)
 			if err != nil || len(all) != 2 {
 				t.Errorf("List: %+v %v", all, err)
+			}
+		})
+	}
+}
+
+// TestFileCatalogueCrashAtEveryStep stops an upload of v11 over v10 after
+// each step of Put (runtime.Goexit: nothing after the step runs, as with
+// a kill; the page cache keeps what was written) and opens the directory
+// again: it lists exactly one entry whose SHA-256 is the bytes it serves,
+// v10 before the entry's commit and v11 from it on, and nothing else is
+// left in the directory. Before the entry was written last and named its
+// tarball by hash, a stop after "tarball-renamed" listed v10's SHA-256 and
+// served v11's bytes.
+func TestFileCatalogueCrashAtEveryStep(t *testing.T) {
+	v10, v11 := []byte("version ten"), []byte("version eleven, longer")
+	now := time.Now().UTC().Truncate(time.Second)
+	info := func(b []byte, v string) PatchInfo {
+		return PatchInfo{Filename: "livepatch-k-x86_64.tar", SHA256: sha256Hex(b), Kernel: "k", Version: v, Size: int64(len(b)), Added: now}
+	}
+	committed := false
+	for _, step := range PutSteps {
+		if step == "entry-renamed" {
+			committed = true
+		}
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			c, err := newFileCatalogue(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			putBytes(t, c, info(v10, "10"), v10)
+			c.step = func(s string) {
+				if s == step {
+					runtime.Goexit()
+				}
+			}
+			stopped := make(chan bool)
+			go func() {
+				finished := false
+				defer func() { stopped <- !finished }()
+				f, err := os.CreateTemp(t.TempDir(), "patch-*")
+				if err == nil {
+					_, err = f.Write(v11)
+				}
+				if err != nil {
+					panic(err)
+				}
+				_ = c.Put(context.Background(), info(v11, "11"), f)
+				finished = true
+			}()
+			if !<-stopped {
+				t.Fatalf("Put ran past step %s", step)
+			}
+			c2, err := newFileCatalogue(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, _ := c2.List(context.Background())
+			if len(list) != 1 {
+				t.Fatalf("listed %+v, want one entry", list)
+			}
+			got, data, err := readPatch(t, c2, list[0].Filename)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sha256Hex([]byte(data)) != got.SHA256 || got.SHA256 != list[0].SHA256 {
+				t.Fatalf("lists %s, serves %q (%s)", list[0].SHA256, data, sha256Hex([]byte(data)))
+			}
+			want := v10
+			if committed {
+				want = v11
+			}
+			if data != string(want) {
+				t.Errorf("serves %q, want %q", data, want)
+			}
+			blobs, _ := os.ReadDir(filepath.Join(dir, blobDir))
+			top, _ := os.ReadDir(dir)
+			if len(blobs) != 1 || len(top) != 2 {
+				t.Errorf("left in the directory: %v, blobs %v", top, blobs)
+			}
+		})
+	}
+}
+
+// TestFileCatalogueRepairsAtStart: what a crash or a hand edit leaves is
+// repaired at start-up with exactly these outcomes.
+func TestFileCatalogueRepairsAtStart(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	entry := func(name string, data []byte) string {
+		js, _ := json.Marshal(PatchInfo{Filename: name, SHA256: sha256Hex(data), Kernel: "k", Version: "1", Size: int64(len(data)), Added: now})
+		return string(js)
+	}
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		listed  []string
+		left    []string // every file left, sorted
+		wantErr string
+	}{
+		{"entry without tarball is dropped",
+			map[string]string{"a.tar.json": entry("a.tar", []byte("a"))}, nil, []string{"blobs"}, ""},
+		{"tarball of another size is not served",
+			map[string]string{"a.tar.json": entry("a.tar", []byte("a")), "blobs/" + sha256Hex([]byte("a")): "ab"}, nil, []string{"blobs"}, ""},
+		{"tarball without entry is removed",
+			map[string]string{"blobs/" + sha256Hex([]byte("x")): "x"}, nil, []string{"blobs"}, ""},
+		{"uncommitted entry is removed",
+			map[string]string{"a.tar.json.tmp": entry("a.tar", []byte("a")), "blobs/" + sha256Hex([]byte("a")): "a"}, nil, []string{"blobs"}, ""},
+		{"earlier layout: tarball beside its entry is moved",
+			map[string]string{"a.tar.json": entry("a.tar", []byte("a")), "a.tar": "a"}, []string{"a.tar"},
+			[]string{"a.tar.json", "blobs", "blobs/" + sha256Hex([]byte("a"))}, ""},
+		{"earlier layout: tarball not matching its entry is not served",
+			map[string]string{"a.tar.json": entry("a.tar", []byte("a")), "a.tar": "b"}, nil, []string{"blobs"}, ""},
+		{"entry naming another file",
+			map[string]string{"a.tar.json": entry("b.tar", []byte("a"))}, nil, nil, "not an entry for a.tar"},
+		{"entry with a path for a hash",
+			map[string]string{"a.tar.json": `{"filename":"a.tar","sha256":"../../etc/passwd","size":1}`}, nil, nil, "not an entry for a.tar"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, blobDir), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for name, data := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := newFileCatalogue(dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, _ := c.List(context.Background())
+			var names []string
+			for _, p := range list {
+				names = append(names, p.Filename)
+				if _, data, err := readPatch(t, c, p.Filename); err != nil || sha256Hex([]byte(data)) != p.SHA256 {
+					t.Errorf("%s: serves other bytes than listed (%v)", p.Filename, err)
+				}
+			}
+			if !slices.Equal(names, tc.listed) {
+				t.Errorf("listed %v, want %v", names, tc.listed)
+			}
+			var left []string
+			_ = filepath.WalkDir(dir, func(p string, _ os.DirEntry, _ error) error {
+				if rel, _ := filepath.Rel(dir, p); rel != "." {
+					left = append(left, filepath.ToSlash(rel))
+				}
+				return nil
+			})
+			if !slices.Equal(left, tc.left) {
+				t.Errorf("files left %v, want %v", left, tc.left)
 			}
 		})
 	}

@@ -58,6 +58,19 @@ type Options struct {
 
 	MaxPatchSize int64
 	LogLevel     string
+
+	// MaxConns and MaxConnsPerAddr bound the open client connections
+	// (0: automatic, see the flags); ProbeAddrs (IPs or CIDRs) may still
+	// reach /healthz and /readyz beyond them.
+	MaxConns        int
+	MaxConnsPerAddr int
+	ProbeAddrs      cli.StringList
+
+	// PutStepHook, when set, is called after each step of an upload into
+	// the file store (no --database-url) with the step's name, one of
+	// PutSteps: the crash tests kill the process there. Not a flag.
+	PutStepHook func(step string)
+
 	// LogRepeatInterval: repeated warnings and errors are logged once per
 	// interval with a count (internal/ratelog); used by cmd server.
 	LogRepeatInterval time.Duration
@@ -77,7 +90,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.OIDCClientID, "oidc-client-id", "", "the `client ID` ID tokens must be issued to (their audience)")
 	fs.StringVar(&o.OIDCAdminClaim, "oidc-admin-claim", "", "`CLAIM=VALUE` granting admin rights, as groups=lpsec-admins (the claim is that string\nor an array holding it); the admin is ISSUER#SUBJECT, never a display name")
 	fs.StringVar(&o.OIDCCACerts, "oidc-ca-certs", "", "extra CA certificates `file` (PEM) for the OpenID provider")
-	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it everything is kept in memory (patch files in --state-dir) and lost on restart")
+	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL `URL` (postgres://...) for tokens, macaroon root keys, patches and reports;\nwithout it patches persist in --state-dir (crash-safe) and the rest is kept in memory, lost on restart")
 	cli.Secret(fs, &o.RootKeyKEK, "root-key-kek", "key-encryption `key` for macaroon root keys in PostgreSQL: base64 of 32 bytes\n(`openssl rand -base64 32`); required with --database-url, the same on every instance")
 	fs.Var(&o.SigningCerts, "signing-cert", "certificate `file` (PEM) uploaded and synced patches must be signed by; repeatable")
 	fs.StringVar(&o.ContractsURL, "contracts-url", "", "https `URL` of the entitlement (contracts) service that discharges resource macaroons")
@@ -94,6 +107,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 5*time.Minute, "how long SIGTERM lets requests in flight (downloads included) finish\nbefore cutting them ("+cli.DurationHelp+")")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "`address` (host:port) of a plain-HTTP listener serving Prometheus metrics at /metrics;\noff when empty. Keep it on a private interface")
 	fs.Int64Var(&o.MaxPatchSize, "max-patch-size", 64<<20, "largest patch tarball accepted, in `bytes`")
+	fs.IntVar(&o.MaxConns, "max-conns", 0, "most open client connections; at the limit the idle keep-alive connection of the\naddress holding the most is closed first, and a new one is refused only when none is idle\n(default 0: three quarters of the open-file limit, at most 10000)")
+	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 0, "most open connections from one IPv4 address or IPv6 /64 (default 0: a quarter of --max-conns)")
+	fs.Var(&o.ProbeAddrs, "probe-addr", "`address` or CIDR of health probes: beyond the connection limits it may still open a few\nconnections, which serve only /healthz and /readyz; repeatable")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
 	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
 	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")

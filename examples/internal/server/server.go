@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,7 @@ type Server struct {
 	MetricsAddr string
 
 	ln       net.Listener
+	limiter  *connLimiter
 	http     *http.Server
 	db       *sql.DB
 	cat      Catalogue
@@ -187,9 +189,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		}
 		pr.timeout, s.reports = o.DatabaseTimeout, pr
 	} else {
-		if s.cat, err = newFileCatalogue(filepath.Join(o.StateDir, "patches")); err != nil {
+		fc, err := openFileCatalogue(filepath.Join(o.StateDir, "patches"), log)
+		if err != nil {
 			return nil, err
 		}
+		fc.step = o.PutStepHook
+		s.cat = fc
 		s.reports = newMemReports()
 	}
 	if s.tokens, err = s.openTokens(ctx); err != nil {
@@ -216,9 +221,15 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if err != nil {
 		return nil, err
 	}
+	maxConns, perAddr, probes, err := connLimits(o)
+	if err != nil {
+		return nil, err
+	}
 	if s.ln, err = net.Listen("tcp", o.Listen); err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
+	s.limiter = newConnLimiter(s.ln, maxConns, perAddr, probes, log)
+	s.ln = s.limiter
 	s.Addr = s.ln.Addr().String()
 	s.URL = strings.TrimRight(o.PublicURL, "/")
 	if s.URL == "" {
@@ -264,7 +275,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		}
 	}
 	s.http = &http.Server{
-		Handler:           s.Handler(),
+		Handler:           probeOnly(s.Handler()),
+		ConnState:         s.limiter.connState,
+		ConnContext:       s.limiter.connContext,
 		TLSConfig:         serverTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
@@ -286,15 +299,42 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		go s.syncLoop(runCtx)
 	}
 	go s.pruneLoop(runCtx)
-	log.Info("server started", "event", "server_started", "url", s.URL, "store", s.storeName())
+	log.Info("server started", "event", "server_started", "url", s.URL, "store", s.storeName(),
+		"max_conns", s.limiter.max, "max_conns_per_addr", s.limiter.perAddr)
 	return s, nil
+}
+
+// connLimits resolves --max-conns, --max-conns-per-addr and --probe-addr.
+func connLimits(o Options) (maxConns, perAddr int, probes []netip.Prefix, err error) {
+	if o.MaxConns < 0 || o.MaxConnsPerAddr < 0 {
+		return 0, 0, nil, cli.Usagef("--max-conns and --max-conns-per-addr must not be negative")
+	}
+	maxConns, perAddr = o.MaxConns, o.MaxConnsPerAddr
+	if maxConns == 0 {
+		maxConns = autoMaxConns()
+	}
+	if perAddr == 0 {
+		perAddr = max(1, maxConns/4)
+	}
+	for _, a := range o.ProbeAddrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(a)
+			if ierr != nil {
+				return 0, 0, nil, cli.Usagef("--probe-addr %q: want an IP address or a CIDR", a)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		probes = append(probes, p.Masked())
+	}
+	return maxConns, perAddr, probes, nil
 }
 
 func (s *Server) storeName() string {
 	if s.db != nil {
 		return "postgresql"
 	}
-	return "memory"
+	return "memory, patches in --state-dir"
 }
 
 func (s *Server) serverTLS() (*tls.Config, error) {
