@@ -40,6 +40,9 @@ type Discharger struct {
 	check CheckFunc
 	cfg   *core.Settings
 	log   *slog.Logger
+	// identify is set by NewIdentityDischarger: the discharge declares
+	// who it names.
+	identify IdentifyFunc
 }
 
 // NewDischarger returns a Discharger for the third party's key pair (first
@@ -91,20 +94,43 @@ func (d *Discharger) Discharge(ctx context.Context, r *http.Request, id, payload
 	}
 	cond := string(info.condition)
 	if name, _, _ := checkers.ParseCaveat(cond); name == checkers.CondNeedDeclared {
-		// A discharge must not declare anything: lpsec identities come
-		// only from login macaroons.
+		// A caveat cannot make the discharger declare anything: only
+		// NewIdentityDischarger declares, and only what it established.
 		return nil, fmt.Errorf("%w: need-declared caveats are not supported", ErrDenied)
 	}
 	if err := d.check(ctx, r, cond); err != nil {
 		return nil, fmt.Errorf("%w: condition not satisfied: %w", ErrDenied, err)
 	}
+	var declared []checkers.Caveat
+	var user string
+	if d.identify != nil {
+		who, err := d.identify(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: identity not established: %w", ErrDenied, err)
+		}
+		if declared, err = declarations(who); err != nil {
+			return nil, fmt.Errorf("%w: identity not declarable: %v", ErrDenied, err)
+		}
+		user = who.User
+	}
 	dm, err := bakery.NewMacaroon(info.rootKey, id, "", info.version, info.ns)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot create discharge", ErrMalformed)
 	}
+	// Declarations first, closed by the time-before: Service.Verify trusts
+	// only the declarations in front of it, which a holder cannot write.
+	for _, c := range declared {
+		if err := dm.AddCaveat(ctx, c, nil, nil); err != nil {
+			return nil, fmt.Errorf("macaroon: adding declaration to discharge: %w", err)
+		}
+	}
 	exp := d.cfg.Now().Add(d.cfg.DischargeTTL)
 	if err := dm.AddCaveat(ctx, checkers.TimeBeforeCaveat(exp), nil, nil); err != nil {
 		return nil, fmt.Errorf("macaroon: adding time-before to discharge: %w", err)
+	}
+	if user != "" {
+		d.log.InfoContext(ctx, "identity discharge granted", "event", "discharge_granted", "expiry", exp.UTC(), "user", user)
+		return dm, nil
 	}
 	d.log.InfoContext(ctx, "discharge granted", "event", "discharge_granted", "expiry", exp.UTC())
 	return dm, nil

@@ -28,14 +28,16 @@
 //     check pass), keeps no state between requests, and ignores no caveat:
 //     it understands time-before and, only as the first caveat of the
 //     primary macaroon, "declared username"; any other first-party caveat
-//     denies the request. Only a verification id makes a caveat
+//     denies the request (identity logins add "issued-at" first and take
+//     the user from their identity discharge, see below). Only a verification id makes a caveat
 //     third-party: a first-party caveat given a location (which the JSON
 //     form accepts and no signature covers) is refused as malformed, not
 //     skipped.
 //   - Identity cannot be added or changed by a holder. A holder may append
 //     first-party caveats (which can only restrict), but never in front of
 //     the minted ones, so the identity is taken from caveat 0 alone, where
-//     MintLogin writes it. A declared caveat anywhere else, in the primary
+//     MintLogin writes it (or, for MintIdentityLogin, from the pinned
+//     identity provider's discharge). A declared caveat anywhere else, in the primary
 //     or a discharge, even one repeating the same user, makes the macaroon
 //     invalid (ErrDenied) rather than ignored, and a resource macaroon (no
 //     declared caveat at minting) can never gain a user.
@@ -52,7 +54,8 @@
 //     macaroon_minted, macaroon_verify_failed (with "reason": missing,
 //     malformed, expired, denied, discharge_required, unknown_root_key,
 //     revoked, user_refused, unavailable), macaroon_revoked (with "scope":
-//     logout, id, user or all), discharge_granted and discharge_refused. They never carry
+//     logout, id, user or all), macaroon_identity_declared,
+//     discharge_granted and discharge_refused. They never carry
 //     a macaroon, a signature or a key.
 //
 // # Sessions that end
@@ -76,6 +79,28 @@
 //   - WithCheckUser: a callback that says whether the user may still act
 //     (still in the admin list, SSO account enabled); refused with
 //     ErrUserRefused.
+//
+// # Identity discharges (single sign-on)
+//
+// Canonical's SSO (Candid, Ubuntu SSO) logs users in with the bakery: the
+// server mints a macaroon with a third-party caveat addressed to an
+// identity service, and the identity service's discharge declares who the
+// holder is. Pin the service with WithIdentityProvider, mint with
+// Service.MintIdentityLogin, and serve the identity side with
+// NewIdentityDischarger. Verify accepts a declared user (and "declared
+// groups", Grant.Groups) from one place only: the leading declared caveats
+// of the discharge of the identity caveat MintIdentityLogin wrote, at a
+// position of the primary macaroon no holder can write, encrypted to the
+// pinned provider's key, so only that provider could have made a discharge
+// that verifies. The provider must close its declarations with another
+// caveat (NewIdentityDischarger writes its time-before there); declarations
+// after it were appended by the holder. A declared caveat anywhere else (a
+// discharge from an entitlement service, a holder's append, a second or
+// conflicting declaration) refuses the macaroon with
+// ErrUntrustedDeclaration; nothing is ignored. The user then goes through
+// WithCheckIdentity (when users come from several sources, to keep each
+// provider to its own names), WithCheckUser and revocation like a Basic
+// login, and the event macaroon_identity_declared records it.
 //
 // # Keys
 //

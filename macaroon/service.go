@@ -46,6 +46,7 @@ type Service struct {
 	cfg      *core.Settings
 	oven     *bakery.Oven
 	tp       map[string]bool
+	idp      map[string]bool
 	log      *slog.Logger
 	now      func() time.Time
 	stdNS    *checkers.Namespace
@@ -53,8 +54,9 @@ type Service struct {
 
 // Grant is what a verified macaroon authorizes.
 type Grant struct {
-	// User is the identity declared when a login macaroon was minted, or
-	// "" for a resource macaroon. A holder can never set or change it.
+	// User is the identity declared when a login macaroon was minted (or,
+	// for MintIdentityLogin, by the pinned identity provider's discharge),
+	// or "" for a resource macaroon. A holder can never set or change it.
 	User string
 	// Ops are all the operations the macaroon grants (a superset of those
 	// the request asked for).
@@ -70,12 +72,18 @@ type Grant struct {
 	// Issued is when a login macaroon was minted (zero for a resource
 	// macaroon, or a login macaroon minted before lpsec wrote it).
 	Issued time.Time
+	// Groups are the groups the identity provider declared for an
+	// identity login (MintIdentityLogin), nil otherwise.
+	Groups []string
+	// IdentityProvider is the location of the pinned identity provider
+	// whose discharge declared User (MintIdentityLogin), "" otherwise.
+	IdentityProvider string
 }
 
 // NewService returns a Service that writes location into every macaroon,
 // encrypts third-party caveats with key (see the package documentation for
 // what the keys are) and mints and verifies with the root keys of rootKeys.
-// Options: WithThirdParty, WithDefaultTTL, WithMaxTTL, WithRevocations,
+// Options: WithThirdParty, WithIdentityProvider, WithCheckIdentity, WithDefaultTTL, WithMaxTTL, WithRevocations,
 // WithCheckUser, WithClock, WithLogger; any other, an empty location or a nil rootKeys is
 // ErrInvalidOption, and a bad key pair ErrInvalidKey.
 func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opts ...Option) (*Service, error) {
@@ -98,6 +106,11 @@ func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opt
 		locator.AddInfo(loc, bakery.ThirdPartyInfo{PublicKey: *pk, Version: bakery.LatestVersion})
 		tp[loc] = true
 	}
+	idp := make(map[string]bool, len(cfg.IdentityProviders))
+	for loc, pk := range cfg.IdentityProviders {
+		locator.AddInfo(loc, bakery.ThirdPartyInfo{PublicKey: *pk, Version: bakery.LatestVersion})
+		idp[loc] = true
+	}
 	stdNS := checkers.New(nil).Namespace()
 	oven := bakery.NewOven(bakery.OvenParams{
 		Namespace:          stdNS,
@@ -106,7 +119,7 @@ func NewService(location string, key *bakery.KeyPair, rootKeys RootKeyStore, opt
 		Location:           location,
 		Locator:            locator,
 	})
-	return &Service{key: key, rootKeys: rootKeys, cfg: cfg, oven: oven, tp: tp, log: cfg.Log, now: cfg.Now, stdNS: stdNS}, nil
+	return &Service{key: key, rootKeys: rootKeys, cfg: cfg, oven: oven, tp: tp, idp: idp, log: cfg.Log, now: cfg.Now, stdNS: stdNS}, nil
 }
 
 // PublicKey returns the service's public key.
@@ -201,8 +214,10 @@ func (s *Service) VerifyRequest(ctx context.Context, r *http.Request, ops ...bak
 //
 // Every first-party caveat must be understood: time-before anywhere, and
 // "declared username" only as the first caveat of the primary macaroon,
-// where minting puts it. Anything else, including a declared caveat a holder
-// appended, denies the request: nothing is ignored.
+// where MintLogin puts it, or (username and groups) at the front of the
+// identity provider's discharge of a MintIdentityLogin macaroon. Anything
+// else, including a declared caveat a holder or another third party wrote
+// (ErrUntrustedDeclaration), denies the request: nothing is ignored.
 func (s *Service) Verify(ctx context.Context, mss []Slice, ops ...bakery.Op) (*Grant, error) {
 	g, err := s.verify(ctx, mss, ops)
 	if err != nil {
@@ -275,7 +290,11 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 		// The macaroon library's message can quote caveat ids; keep ours fixed.
 		return nil, fmt.Errorf("%w: signature verification failed", ErrDenied)
 	}
-	cv, err := s.checkCaveats(ms)
+	idIdx, provider, err := s.identityDischarge(ms)
+	if err != nil {
+		return nil, err
+	}
+	cv, err := s.checkCaveats(ms, idIdx)
 	if err != nil {
 		return nil, err
 	}
@@ -286,11 +305,20 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 			return nil, fmt.Errorf("%w: operation %s not granted", ErrDenied, opString(w))
 		}
 	}
-	g = &Grant{User: cv.user, Ops: ops, Expiry: cv.expiry, ID: macaroonID(primary.Id()), Issued: cv.issued}
+	g = &Grant{User: cv.user, Ops: ops, Expiry: cv.expiry, ID: macaroonID(primary.Id()), Issued: cv.issued, Groups: cv.groups}
+	if idIdx != 0 {
+		g.IdentityProvider = provider
+		if err := s.checkIdentity(ctx, g); err != nil {
+			return nil, err
+		}
+	}
 	if g.User != "" {
 		if err := s.checkSession(ctx, g); err != nil {
 			return nil, err
 		}
+	}
+	if idIdx != 0 {
+		s.identityDeclared(ctx, g, provider)
 	}
 	return g, nil
 }
@@ -298,6 +326,7 @@ func (s *Service) verifySlice(ctx context.Context, ms Slice, want []bakery.Op) (
 // caveatResult is what the first-party caveats of a slice say.
 type caveatResult struct {
 	user   string
+	groups []string
 	expiry time.Time
 	issued time.Time
 	// allow is the intersection of every allow caveat's actions (nil: no
@@ -336,9 +365,17 @@ func (c *caveatResult) restrict(name, arg string) error {
 }
 
 // checkCaveats checks every first-party caveat of an authenticated slice.
-func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
+// idIdx is the index of the identity discharge of an identity login (0:
+// not an identity login).
+func (s *Service) checkCaveats(ms Slice, idIdx int) (cv caveatResult, err error) {
 	now := s.now()
 	primaryExpiry := false
+	// declaring: still in the identity discharge's leading declared
+	// caveats, the only place after minting where a declaration is
+	// trusted. The provider closes them with its time-before; a holder can
+	// only append after it.
+	declaring := idIdx != 0
+	closed := false
 	fail := func(err error) (caveatResult, error) { return caveatResult{}, err }
 	for i, m := range ms {
 		for j, c := range m.Caveats() {
@@ -347,11 +384,17 @@ func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 			// it would let anyone skip a first-party caveat (the minted
 			// expiry, say) by giving it a location.
 			if len(c.VerificationId) > 0 {
+				if i == idIdx {
+					declaring = false // nothing after it is the provider's declaration
+				}
 				continue // third party: its discharge was verified by signature
 			}
 			name, arg, perr := checkers.ParseCaveat(string(c.Id))
 			if perr != nil {
 				return fail(fmt.Errorf("%w: unparsable caveat", ErrDenied))
+			}
+			if i == idIdx && declaring && name != checkers.CondDeclared {
+				declaring, closed = false, true
 			}
 			switch name {
 			case checkers.CondTimeBefore:
@@ -375,12 +418,18 @@ func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 					primaryExpiry = true
 				}
 			case checkers.CondDeclared:
-				// Identity comes only from the minting position; a
-				// declared caveat anywhere else was added by a holder
-				// (or a third party) and could create or change an
-				// identity, so the whole macaroon is refused.
+				if i == idIdx && declaring {
+					if err := cv.declare(arg); err != nil {
+						return fail(err)
+					}
+					continue
+				}
+				// Otherwise identity comes only from the minting
+				// position; a declared caveat anywhere else was added
+				// by a holder (or a third party) and could create or
+				// change an identity, so the whole macaroon is refused.
 				if i != 0 || j != 0 {
-					return fail(fmt.Errorf("%w: declared caveat outside the minting position", ErrDenied))
+					return fail(fmt.Errorf("%w: declared caveat outside the minting position or the identity discharge", ErrUntrustedDeclaration))
 				}
 				key, val, ok := strings.Cut(arg, " ")
 				if !ok || key != userKey || checkUser(val) != nil {
@@ -390,7 +439,7 @@ func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 			case condIssuedAt:
 				// Only where MintLogin writes it: a holder appending a
 				// later issue time could escape a RevokeUser cut-off.
-				if i != 0 || j != 1 || cv.user == "" {
+				if i != 0 || !(j == 1 && cv.user != "" || j == 0 && idIdx != 0) {
 					return fail(fmt.Errorf("%w: issued-at caveat outside the minting position", ErrDenied))
 				}
 				t, terr := time.Parse(time.RFC3339Nano, arg)
@@ -409,6 +458,17 @@ func (s *Service) checkCaveats(ms Slice) (cv caveatResult, err error) {
 	}
 	if !primaryExpiry {
 		return fail(fmt.Errorf("%w: macaroon has no expiry", ErrDenied))
+	}
+	if idIdx != 0 {
+		if cv.user == "" {
+			return fail(fmt.Errorf("%w: identity discharge declares no user", ErrDenied))
+		}
+		if !closed {
+			// Declarations nothing follows could have been extended by
+			// the holder: only a caveat the provider wrote after them
+			// shows where its declarations end.
+			return fail(fmt.Errorf("%w: identity discharge declarations are not closed by a time-before caveat", ErrUntrustedDeclaration))
+		}
 	}
 	return cv, nil
 }

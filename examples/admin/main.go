@@ -31,14 +31,13 @@ import (
 	"strings"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 	"golang.org/x/term"
 
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/cli"
 	"github.com/lpsec/lpsec/examples/internal/client"
-	"github.com/lpsec/lpsec/tlsconfig"
+	"github.com/lpsec/lpsec/examples/internal/devicelogin"
 )
 
 func main() {
@@ -257,53 +256,20 @@ func password(user, file string) (string, error) {
 }
 
 // deviceLogin runs the device authorization grant and returns the ID
-// token. The provider is found by discovery (go-oidc), reached over TLS
-// only (tlsconfig).
+// token, printing where to approve it.
 func deviceLogin(ctx context.Context, issuer, clientID, secret, caFile string) (string, error) {
 	if !strings.HasPrefix(issuer, "https://") {
 		return "", cli.Usagef("--oidc-issuer must be an https URL")
 	}
-	srcs := []tlsconfig.PoolSource{tlsconfig.SystemRoots()}
-	if caFile != "" {
-		srcs = append(srcs, tlsconfig.PEMFile(caFile))
-	}
-	pool, err := tlsconfig.NewPool(srcs...)
-	if err != nil {
-		return "", fmt.Errorf("--oidc-ca-certs: %w", err)
-	}
-	hc, err := tlsconfig.HTTPClient(tlsconfig.WithRootCAs(pool), tlsconfig.WithRequireTLS())
-	if err != nil {
-		return "", err
-	}
-	ctx = context.WithValue(gooidc.ClientContext(ctx, hc), oauth2.HTTPClient, hc)
-	provider, err := gooidc.NewProvider(ctx, issuer)
-	if err != nil {
-		return "", fmt.Errorf("--oidc-issuer: %w", err)
-	}
-	ep := provider.Endpoint()
-	if ep.DeviceAuthURL == "" {
-		return "", fmt.Errorf("--oidc-issuer: the provider offers no device authorization endpoint")
-	}
-	cfg := oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: ep, Scopes: []string{gooidc.ScopeOpenID}}
-	da, err := cfg.DeviceAuth(ctx)
-	if err != nil {
-		return "", fmt.Errorf("device authorization: %w", err)
-	}
-	// The URL and code are the provider's words: printed escaped (%q).
-	if da.VerificationURIComplete != "" {
-		fmt.Fprintf(os.Stderr, "Open %q (or %q and enter the code %q) to approve this login.\n", da.VerificationURIComplete, da.VerificationURI, da.UserCode)
-	} else {
-		fmt.Fprintf(os.Stderr, "Open %q and enter the code %q to approve this login.\n", da.VerificationURI, da.UserCode)
-	}
-	tok, err := cfg.DeviceAccessToken(ctx, da)
-	if err != nil {
-		return "", fmt.Errorf("waiting for the approval: %w", err)
-	}
-	idToken, _ := tok.Extra("id_token").(string)
-	if idToken == "" {
-		return "", fmt.Errorf("the provider returned no ID token (is the openid scope allowed for %s?)", clientID)
-	}
-	return idToken, nil
+	return devicelogin.IDToken(ctx, issuer, clientID, secret, caFile, func(_ context.Context, da *oauth2.DeviceAuthResponse) error {
+		// The URL and code are the provider's words: printed escaped (%q).
+		if da.VerificationURIComplete != "" {
+			fmt.Fprintf(os.Stderr, "Open %q (or %q and enter the code %q) to approve this login.\n", da.VerificationURIComplete, da.VerificationURI, da.UserCode)
+		} else {
+			fmt.Fprintf(os.Stderr, "Open %q and enter the code %q to approve this login.\n", da.VerificationURI, da.UserCode)
+		}
+		return nil
+	})
 }
 
 func logout(ctx context.Context, args []string) error {

@@ -6,8 +6,9 @@
 //
 // It creates a CA, certificates, a patch-signing key and the entitlement
 // service's key pair in a temporary directory, starts the entitlement
-// service and two servers (in this process, each on its own TLS listener),
-// and runs clients and an admin against them. It exits 0 only if every step
+// service, an OpenID provider (for the admin's SSO login) and two servers
+// (in this process, each on its own TLS listener), and runs clients and an
+// admin against them. It exits 0 only if every step
 // behaved as expected, and removes everything it made.
 package main
 

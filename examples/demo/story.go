@@ -27,9 +27,11 @@ import (
 	"github.com/lpsec/lpsec/examples/internal/api"
 	"github.com/lpsec/lpsec/examples/internal/client"
 	"github.com/lpsec/lpsec/examples/internal/contracts"
+	"github.com/lpsec/lpsec/examples/internal/identity"
 	"github.com/lpsec/lpsec/examples/internal/pki"
 	"github.com/lpsec/lpsec/examples/internal/server"
 	"github.com/lpsec/lpsec/internal/kmodtest"
+	"github.com/lpsec/lpsec/internal/oidcop"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/patchverify"
 	"github.com/lpsec/lpsec/tlsconfig"
@@ -61,10 +63,15 @@ type demo struct {
 	contractToken             string
 
 	contracts *contracts.Service
-	a, b      *server.Server
-	closers   []func()
-	secrets   []string // must never appear in the event log
-	logFile   string
+	idp       *oidcop.Provider
+	idpCA     string
+	identity  *identity.Service
+	// identitySecret is the admin's bearer secret at the identity service.
+	identitySecret string
+	a, b           *server.Server
+	closers        []func()
+	secrets        []string // must never appear in the event log
+	logFile        string
 }
 
 func (d *demo) cleanup() {
@@ -194,8 +201,26 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+	if !st.ok("start an OpenID provider (zitadel's example OP) on loopback TLS", func() (string, error) {
+		p, err := oidcop.New(ctx)
+		if err != nil {
+			return "", err
+		}
+		d.idp = p
+		d.closers = append(d.closers, p.Close)
+		d.idpCA = d.path("idp-ca.pem")
+		if err := os.WriteFile(d.idpCA, p.CACertPEM(), 0o644); err != nil {
+			return "", err
+		}
+		return p.Issuer + " (device client " + oidcop.DeviceClientID + ")", nil
+	}) {
+		return
+	}
+	if !st.ok("start the identity service (single sign-on stand-in) on loopback TLS", func() (string, error) { return d.startIdentity(ctx) }) {
+		return
+	}
 	var adminHash string
-	if !st.ok("start server A (memory store, contracts key pinned)", func() (string, error) {
+	if !st.ok("start server A (memory store, contracts and identity keys pinned, SSO via the provider)", func() (string, error) {
 		h, err := auth.HashPassword(d.adminPassword, auth.HashBcrypt(10))
 		if err != nil {
 			return "", err
@@ -205,6 +230,12 @@ func (d *demo) story(ctx context.Context) {
 		o.AdminUsers = adminUser + ":" + adminHash
 		o.ContractsURL = d.contracts.URL
 		o.ContractsPublicKey = d.contracts.PublicKey
+		o.OIDCIssuer = d.idp.Issuer
+		o.OIDCClientID = oidcop.DeviceClientID
+		o.OIDCAdminClaim = oidcop.GroupsClaim + "=" + oidcop.AdminGroup
+		o.OIDCCACerts = d.idpCA
+		o.IdentityURL = d.identity.URL
+		o.IdentityPublicKey = d.identity.PublicKey
 		s, err := server.Start(ctx, o, d.log.With("party", "server-a"))
 		if err != nil {
 			return "", err
@@ -237,6 +268,12 @@ func (d *demo) story(ctx context.Context) {
 	}) {
 		return
 	}
+
+	if !d.ssoSteps(ctx) {
+		return
+	}
+
+	d.identitySteps(ctx, admin)
 
 	var regToken *api.IssuedToken
 	if !st.ok("admin issues a registration token (one use)", func() (string, error) {

@@ -14,18 +14,25 @@ import (
 
 func TestHelpAndUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"server", "client", "contracts", "patchtool", "admin"} {
+	for _, name := range []string{"server", "client", "contracts", "identity", "patchtool", "admin"} {
 		r := run(t, nil, name, "-h")
 		if r.code != 0 || !strings.Contains(r.stdout, "usage:") {
 			t.Errorf("%s -h: exit %d, stdout %q", name, r.code, r.stdout)
 		}
-		if name == "server" || name == "contracts" {
+		if name == "server" || name == "contracts" || name == "identity" {
 			if !strings.Contains(r.stdout, "$LPSEC_"+strings.ToUpper(name)+"_LISTEN") {
 				t.Errorf("%s -h does not name the environment variables", name)
 			}
 		}
 		if r := run(t, nil, name, "--no-such-flag"); r.code != 2 || !strings.Contains(r.stderr, "no-such-flag") {
 			t.Errorf("%s --no-such-flag: exit %d, stderr %q", name, r.code, r.stderr)
+		}
+	}
+	// The identity service refuses weak or missing secrets, without echoing them.
+	for _, args := range [][]string{{"--users", "alice=short-secret"}, {"--users", "=0123456789abcdef-x"}, {}} {
+		r := run(t, nil, "identity", append([]string{"--listen", "127.0.0.1:0", "--state-dir", t.TempDir()}, args...)...)
+		if r.code != 2 || strings.Contains(r.stderr, "short-secret") || strings.Contains(r.stderr, "0123456789abcdef") {
+			t.Errorf("identity %q: exit %d, stderr %q; want 2 without the secret", args, r.code, r.stderr)
 		}
 	}
 	for _, sub := range []string{"enable", "status", "refresh", "report", "machine-id"} {
@@ -65,6 +72,9 @@ func TestServerRefusesBadConfiguration(t *testing.T) {
 		{"zero database timeout", nil, append(base, "--signing-cert", f.cert, "--database-timeout", "0s"), []string{"--database-timeout must be positive"}},
 		{"zero log repeat interval", []string{"LPSEC_SERVER_LOG_REPEAT_INTERVAL=0s"}, append(base, "--signing-cert", f.cert), []string{"--log-repeat-interval must be positive"}},
 		{"http contracts URL", nil, append(base, "--signing-cert", f.cert, "--contracts-url", "http://127.0.0.1:1", "--contracts-public-key", "x"), []string{"--contracts"}},
+		{"http identity URL", nil, append(base, "--signing-cert", f.cert, "--identity-url", "http://127.0.0.1:1", "--identity-public-key", "x"), []string{"--identity-url must be an https URL"}},
+		{"identity URL without key", nil, append(base, "--signing-cert", f.cert, "--identity-url", "https://127.0.0.1:1"), []string{"--identity-url and --identity-public-key go together"}},
+		{"bad identity key", nil, append(base, "--signing-cert", f.cert, "--identity-url", "https://127.0.0.1:1", "--identity-public-key", "x"), []string{"--identity-public-key"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,7 +51,8 @@ func build() {
 	// (examples/internal/server/faults_on.go), inert unless a test sets
 	// LPSEC_FAULT_AFTER_REGISTER.
 	cmd := exec.Command("go", "build", "-tags", "lpsec_faults", "-o", dir+string(os.PathSeparator),
-		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin")
+		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin",
+		"./examples/identity")
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Sprintf("building the example binaries: %v\n%s", err, out)

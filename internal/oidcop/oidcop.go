@@ -10,13 +10,15 @@
 // The example's device login records the login name as the subject; the
 // wrapper records the user's ID, as the code flow does.
 //
-// Only tests import this package; the lpsec packages link none of it.
+// Tests start one with Start; the demo (examples/demo) with New. The
+// lpsec packages link none of it (internal/depgraph checks).
 package oidcop
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,10 +66,25 @@ type Provider struct {
 // Start starts a provider; it stops when the test ends.
 func Start(t testing.TB) *Provider {
 	t.Helper()
+	p, err := New(context.Background())
+	if err != nil {
+		t.Fatalf("oidcop: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// New starts a provider on a loopback TLS listener with a certificate of
+// httptest's own CA (Client trusts it; CACertPEM exports it). Close stops it.
+// The example's setup sets slog's default logger (to a discarding one):
+// callers log through injected loggers, as lpsec does.
+func New(ctx context.Context) (*Provider, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	p := &Provider{}
 	p.Server = httptest.NewUnstartedServer(nil)
 	p.Server.StartTLS()
-	t.Cleanup(p.Server.Close)
 	p.Issuer = p.Server.URL
 	users := storage.NewUserStore(p.Issuer)
 	clients := map[string]*storage.Client{
@@ -76,7 +93,10 @@ func Start(t testing.TB) *Provider {
 		DeviceClientID: storage.DeviceClient(DeviceClientID, DeviceSecret),
 	}
 	p.store = &store{Storage: storage.NewStorageWithClients(users, clients), users: users}
-	p.store.rotate()
+	if err := p.store.rotateKeep(true); err != nil {
+		p.Server.Close()
+		return nil, err
+	}
 	router := exampleop.SetupServer(p.Issuer, p.store, slog.New(slog.DiscardHandler), false)
 	p.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
@@ -88,7 +108,16 @@ func Start(t testing.TB) *Provider {
 		}
 		router.ServeHTTP(w, r)
 	})
-	return p
+	return p, nil
+}
+
+// Close stops the provider and waits for its connections to end.
+func (p *Provider) Close() { p.Server.Close() }
+
+// CACertPEM is the PEM certificate the provider serves, to pass to a
+// relying party as its extra trust (the server's --oidc-ca-certs).
+func (p *Provider) CACertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Server.Certificate().Raw})
 }
 
 // SetDown makes every endpoint answer 503 (or serve again).
@@ -100,7 +129,11 @@ func (p *Provider) SetDown(down bool) {
 
 // RotateKey makes a new signing key current; the old one stays in the
 // key set only if keepOld.
-func (p *Provider) RotateKey(keepOld bool) { p.store.rotateKeep(keepOld) }
+func (p *Provider) RotateKey(keepOld bool) {
+	if err := p.store.rotateKeep(keepOld); err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+}
 
 // Client is an HTTP client trusting the provider's certificate.
 func (p *Provider) Client() *http.Client { return p.Server.Client() }
@@ -177,25 +210,42 @@ func (p *Provider) IDToken(t testing.TB, clientID, subject, nonce string) string
 // as the user with this subject: the login form, then "allow".
 func (p *Provider) ApproveDevice(t testing.TB, userCode, subject string) {
 	t.Helper()
+	if err := p.ApproveDeviceCode(context.Background(), userCode, subject); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ApproveDeviceCode is ApproveDevice returning its failure.
+func (p *Provider) ApproveDeviceCode(ctx context.Context, userCode, subject string) error {
 	hc := *p.Client()
-	jar := &cookieJar{}
-	hc.Jar = jar
-	resp, err := hc.PostForm(p.Issuer+"/device/login", url.Values{
+	hc.Jar = &cookieJar{}
+	post := func(path string, form url.Values) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+path, strings.NewReader(form.Encode()))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return string(body), err
+	}
+	if _, err := post("/device/login", url.Values{
 		"user_code": {userCode}, "username": {p.Username(subject)}, "password": {Password},
-	})
+	}); err != nil {
+		return fmt.Errorf("oidcop: device login: %w", err)
+	}
+	body, err := post("/device/confirm", url.Values{"action": {"allowed"}})
 	if err != nil {
-		t.Fatalf("device login: %v", err)
+		return fmt.Errorf("oidcop: device confirm: %w", err)
 	}
-	resp.Body.Close()
-	resp, err = hc.PostForm(p.Issuer+"/device/confirm", url.Values{"action": {"allowed"}})
-	if err != nil {
-		t.Fatalf("device confirm: %v", err)
+	if !strings.Contains(body, "Device authorization allowed") {
+		return fmt.Errorf("oidcop: device confirm: %.200q", body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "Device authorization allowed") {
-		t.Fatalf("device confirm: %s", body)
-	}
+	return nil
 }
 
 type cookieJar struct {
@@ -238,12 +288,10 @@ func (k pub) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
 func (k pub) Use() string                        { return "sig" }
 func (k pub) Key() any                           { return &k.rsa.PublicKey }
 
-func (s *store) rotate() { s.rotateKeep(true) }
-
-func (s *store) rotateKeep(keepOld bool) {
+func (s *store) rotateKeep(keepOld bool) error {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		panic(err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,6 +301,7 @@ func (s *store) rotateKeep(keepOld bool) {
 	} else {
 		s.keys = []*key{nk}
 	}
+	return nil
 }
 
 func (s *store) SigningKey(context.Context) (op.SigningKey, error) {

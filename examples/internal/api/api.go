@@ -67,6 +67,18 @@ type Error struct {
 	Message string `json:"error"`
 }
 
+// IdentityLoginResponse answers POST /v1/admin/login/identity. Macaroon
+// (bakery JSON form) has a third-party caveat for IdentityURL: get it
+// discharged there (macaroon.DischargeClient.DischargeAll, authenticating
+// to the identity service), then send the primary and its discharge in the
+// "Macaroons" header (macaroon.EncodeSlice). The session ends at Expires
+// or when the identity discharge expires, whichever is first.
+type IdentityLoginResponse struct {
+	Macaroon    any       `json:"macaroon"`
+	IdentityURL string    `json:"identity_url"`
+	Expires     time.Time `json:"expires"`
+}
+
 // LoginResponse answers POST /v1/admin/login. Macaroon is the bakery JSON
 // form of the macaroon slice; send it back base64-encoded in
 // "Authorization: Macaroon <base64>" or in the "Macaroons" header.

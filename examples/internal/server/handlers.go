@@ -26,6 +26,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	// Admin login through the pinned identity service (identity.go).
+	mux.HandleFunc("POST /v1/admin/login/identity", s.identityLogin)
 
 	// Admin: Basic once, for a macaroon; then one operation per endpoint.
 	mux.Handle("POST /v1/admin/login", s.admin.users.refreshing(s.admin.wrap(http.HandlerFunc(s.login))))

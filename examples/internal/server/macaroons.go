@@ -41,6 +41,7 @@ type macaroons struct {
 	kekID        string             // public id of --root-key-kek, "" in memory
 	ttl          time.Duration
 	contractsURL string
+	identityURL  string // "": no identity service (identity.go)
 	log          *slog.Logger
 }
 
@@ -113,6 +114,9 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		}
 		m.contractsURL = strings.TrimRight(o.ContractsURL, "/")
 		opts = append(opts, lpmac.WithThirdParty(m.contractsURL, pub))
+	}
+	if opts, err = m.withIdentity(o, opts); err != nil {
+		return nil, err
 	}
 	if m.svc, err = lpmac.NewService("lpsec-example-server", key, store, opts...); err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ type Options struct {
 	ContractsURL       string
 	ContractsPublicKey string
 
+	IdentityURL       string
+	IdentityPublicKey string
+
 	ReportKey string
 
 	UpstreamURL       string
@@ -95,6 +98,8 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&o.SigningCerts, "signing-cert", "certificate `file` (PEM) uploaded and synced patches must be signed by; repeatable")
 	fs.StringVar(&o.ContractsURL, "contracts-url", "", "https `URL` of the entitlement (contracts) service that discharges resource macaroons")
 	fs.StringVar(&o.ContractsPublicKey, "contracts-public-key", "", "the entitlement service's public `key` (base64, as its /publickey shows), pinned")
+	fs.StringVar(&o.IdentityURL, "identity-url", "", "https `URL` of an identity service (single sign-on) whose discharges name admins\nwho log in at POST /v1/admin/login/identity; they must still be in the admin users")
+	fs.StringVar(&o.IdentityPublicKey, "identity-public-key", "", "the identity service's public `key` (base64, as its /publickey shows), pinned")
 	cli.Secret(fs, &o.ReportKey, "report-key", "deployment `keys` clients hash machine IDs under, as ID:HEX (HEX: at least 32 bytes);\ncomma-separated, current key first, then previous ones still accepted.\nWithout it machine reports are refused")
 	fs.StringVar(&o.UpstreamURL, "upstream-url", "", "https `URL` of an upstream server to pull patches from (verified before they are served)")
 	cli.Secret(fs, &o.UpstreamSyncToken, "upstream-sync-token", "sync `token` issued by the upstream server's admin")

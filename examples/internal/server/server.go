@@ -108,6 +108,9 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if (o.ContractsURL == "") != (o.ContractsPublicKey == "") {
 		return nil, cli.Usagef("--contracts-url and --contracts-public-key go together")
 	}
+	if (o.IdentityURL == "") != (o.IdentityPublicKey == "") {
+		return nil, cli.Usagef("--identity-url and --identity-public-key go together")
+	}
 	if (o.UpstreamURL == "") != (o.UpstreamSyncToken == "") {
 		return nil, cli.Usagef("--upstream-url and --upstream-sync-token go together")
 	}

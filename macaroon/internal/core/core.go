@@ -87,8 +87,11 @@ type Settings struct {
 	DefaultTTL   time.Duration
 	MaxTTL       time.Duration
 	ThirdParties map[string]*bakery.PublicKey
-	DischargeTTL time.Duration
-	HTTPClient   *http.Client
+	// IdentityProviders are the third parties whose discharges may
+	// declare a login macaroon's user (WithIdentityProvider).
+	IdentityProviders map[string]*bakery.PublicKey
+	DischargeTTL      time.Duration
+	HTTPClient        *http.Client
 
 	RotationPeriod time.Duration
 	CacheTTL       time.Duration // zero: no cache (WithoutRootKeyCache)
@@ -96,6 +99,8 @@ type Settings struct {
 
 	Revocations RevocationStore
 	CheckUser   func(ctx context.Context, user string) error
+	// CheckIdentity is WithCheckIdentity's callback: provider, user, groups.
+	CheckIdentity func(ctx context.Context, provider, user string, groups []string) error
 
 	// NewMiddleware: the refusal writer (nil: the shared JSON body) and,
 	// with WithDischargeRequired, the minter and cookie name suffix.
@@ -108,15 +113,16 @@ type Settings struct {
 // accepts the options in scope sc. Misuse wraps ErrInvalidOption.
 func Build(ctor string, sc Scope, opts []Option) (*Settings, error) {
 	s := &Settings{
-		Now:            time.Now,
-		Log:            slog.New(slog.DiscardHandler),
-		DefaultTTL:     DefaultTTL,
-		MaxTTL:         DefaultMaxTTL,
-		DischargeTTL:   DefaultDischargeTTL,
-		RotationPeriod: DefaultRotationPeriod,
-		CacheTTL:       DefaultCacheTTL,
-		StoreTimeout:   DefaultStoreTimeout,
-		ThirdParties:   map[string]*bakery.PublicKey{},
+		Now:               time.Now,
+		Log:               slog.New(slog.DiscardHandler),
+		DefaultTTL:        DefaultTTL,
+		MaxTTL:            DefaultMaxTTL,
+		DischargeTTL:      DefaultDischargeTTL,
+		RotationPeriod:    DefaultRotationPeriod,
+		CacheTTL:          DefaultCacheTTL,
+		StoreTimeout:      DefaultStoreTimeout,
+		ThirdParties:      map[string]*bakery.PublicKey{},
+		IdentityProviders: map[string]*bakery.PublicKey{},
 	}
 	for _, o := range opts {
 		if o.apply == nil {
@@ -131,6 +137,11 @@ func Build(ctor string, sc Scope, opts []Option) (*Settings, error) {
 	}
 	if sc&ForPostgresRevocations != 0 && !cacheSet(opts) {
 		s.CacheTTL = DefaultRevocationTTL
+	}
+	for loc := range s.IdentityProviders {
+		if _, dup := s.ThirdParties[loc]; dup {
+			return nil, fmt.Errorf("%w: WithIdentityProvider: %q is also pinned with WithThirdParty; a location is an identity provider or an entitlement service, not both", ErrInvalidOption, loc)
+		}
 	}
 	if sc&ForService != 0 && s.DefaultTTL > s.MaxTTL {
 		return nil, fmt.Errorf("%w: WithDefaultTTL %v exceeds WithMaxTTL %v", ErrInvalidOption, s.DefaultTTL, s.MaxTTL)
