@@ -50,10 +50,13 @@ unit:
 	set -o pipefail; CI=$${CI:-} ./scripts/with-postgres.sh $(GO) test -json -race -count=1 ./... \
 	  | $(GO) -C tools run ./testsum -record $(RECORDS)/race.jsonl
 
-# TestXxxAllocs: the race detector makes sync.Pool drop items, so they run without it.
+# TestXxxAllocs: the race detector makes sync.Pool drop items, so they run
+# without it. Every benchmark runs once in the same pass (same test binaries),
+# so that a benchmark or its baseline that no longer works fails here rather
+# than at the next `make bench`.
 allocs:
 	@mkdir -p $(RECORDS) && rm -f $(RECORDS)/allocs.jsonl
-	set -o pipefail; $(GO) test -json -count=1 -run 'Allocs$$' ./... \
+	set -o pipefail; CI=$${CI:-} ./scripts/with-postgres.sh $(GO) test -json -count=1 -run 'Allocs$$' -bench . -benchtime 1x ./... \
 	  | $(GO) -C tools run ./testsum -record $(RECORDS)/allocs.jsonl
 
 fuzz:

@@ -13,7 +13,8 @@
 #
 # Environment: LOAD_DURATION (default 60s), LOAD_CONNECTIONS (default 8 per
 # wrk), LOAD_THREADS (default 1 per wrk), LPSEC_LOAD_DATABASE_URL to run on
-# PostgreSQL (with a throwaway KEK), LOAD_METRICS=0 to run without metrics.
+# PostgreSQL (with a throwaway KEK), LOAD_METRICS=0 to run without metrics,
+# LOAD_TOKEN_CACHE_TTL (e.g. 1s) to run the server with --token-cache-ttl.
 # Needs wrk, curl, python3, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,10 @@ store=memory
 if [ -n "${LPSEC_LOAD_DATABASE_URL:-}" ]; then
   args+=(--database-url "$LPSEC_LOAD_DATABASE_URL" --root-key-kek "$(openssl rand -base64 32)")
   store=postgresql
+  if [ -n "${LOAD_TOKEN_CACHE_TTL:-}" ]; then
+    args+=(--token-cache-ttl "$LOAD_TOKEN_CACHE_TTL")
+    store="postgresql, --token-cache-ttl $LOAD_TOKEN_CACHE_TTL"
+  fi
 fi
 "$work/server" "${args[@]}" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lpsec/lpsec/internal/pgtest"
 	"github.com/lpsec/lpsec/token"
@@ -14,7 +15,9 @@ import (
 
 // BenchmarkAuthenticatePostgres: AuthenticateMachine, one round trip (a
 // primary-key read that writes LastSeen at most once a minute), against a
-// plaintext primary-key SELECT. Skipped without LPSEC_TEST_DATABASE_URL.
+// plaintext primary-key SELECT; "cached" is the same with
+// token.WithAuthCache(1s, 1024), at most one round trip per second.
+// Skipped without LPSEC_TEST_DATABASE_URL.
 func BenchmarkAuthenticatePostgres(b *testing.B) {
 	ctx := context.Background()
 	url := pgtest.Database(b)
@@ -47,6 +50,17 @@ func BenchmarkAuthenticatePostgres(b *testing.B) {
 	b.Run("lpsec", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.AuthenticateMachine(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	cached, err := NewStore(db, token.WithAuthCache(time.Second, 1024))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := cached.AuthenticateMachine(ctx, tok); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -26,6 +26,19 @@
 // requests beyond the limit queue for a connection within the store timeout,
 // so an overloaded database answers ErrUnavailable quickly rather than
 // piling up connections.
+//
+// # Authentication cache
+//
+// By default every AuthenticateMachine is one database round trip. With
+// token.WithAuthCache(ttl, size) the store remembers machine tokens that
+// authenticated for ttl (at most token.MaxAuthCacheTTL), keyed by the
+// token's digest. The bound on revocation: revoking, releasing or replacing
+// a machine token through this Store refuses it here at once; through
+// another instance sharing the database, it is refused here within ttl.
+// Expiry (ValidUntil) is checked on every hit, so it is exact. Failed
+// authentications are never cached. A hit does not write LastSeen, which
+// may therefore lag by up to ttl. Registration and sync tokens are not
+// cached.
 package tokenpg
 
 import (
@@ -43,7 +56,8 @@ import (
 
 // Store is a token.Store in PostgreSQL, shared by every server instance
 // that opens the same database: a token issued or revoked by one is seen by
-// the others at their next query, as nothing is cached. Every query is
+// the others at their next query, as nothing is cached unless
+// token.WithAuthCache is given (see the package documentation for its bound). Every query is
 // parameterised; multi-step changes are transactions. Any database error
 // makes the operation fail with token.ErrUnavailable, never succeed, and the next
 // call tries again on a fresh connection from the *sql.DB pool, so the store
@@ -58,8 +72,9 @@ import (
 //
 // Call Migrate once at startup before anything else.
 type Store struct {
-	db  *sql.DB
-	cfg core.Settings
+	db    *sql.DB
+	cfg   core.Settings
+	cache *authCache // nil unless token.WithAuthCache
 }
 
 var _ token.Store = (*Store)(nil)
@@ -67,8 +82,8 @@ var _ token.Store = (*Store)(nil)
 // NewStore returns a store on db, which must use the pgx driver
 // (github.com/jackc/pgx/v5/stdlib, driver name "pgx"). Options:
 // token.WithClock, token.WithLogger, token.WithMachineLifetime,
-// token.WithRetryWindow, token.WithMachineRetention, token.WithStoreTimeout;
-// any other, or a nil db, is token.ErrInvalidOption.
+// token.WithRetryWindow, token.WithMachineRetention, token.WithStoreTimeout,
+// token.WithAuthCache; any other, or a nil db, is token.ErrInvalidOption.
 //
 // The pool is db's: set its limits (see the package documentation for
 // recommended values).
@@ -80,7 +95,7 @@ func NewStore(db *sql.DB, opts ...token.Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, cfg: cfg}, nil
+	return &Store{db: db, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, cfg.AuthCacheSize)}, nil
 }
 
 // migrations are applied in order; version N is migrations[N-1]. Released
@@ -497,6 +512,9 @@ func (s *Store) registerTx(ctx context.Context, in insert, now time.Time) (strin
 	if err := tx.Commit(); err != nil {
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: commit", err)
 	}
+	if live != nil {
+		s.evict(live.ID)
+	}
 	return s.registered(ctx, in, tier, live, dec)
 }
 
@@ -556,6 +574,7 @@ func (s *Store) ReleaseMachine(ctx context.Context, machine string) error {
 	}
 	var d core.Digest
 	copy(d[:], id)
+	s.evict(d)
 	core.LogReleased(ctx, s.cfg.Log, d)
 	return nil
 }
@@ -621,6 +640,18 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 		return token.Machine{}, err
 	}
 	now := s.cfg.Clock()
+	var gen uint64
+	if s.cache != nil {
+		if m, ok := s.cache.get(d, now); ok {
+			// Revoked records never enter the cache; expiry is checked
+			// against the clock on every hit.
+			if err := core.State(m.Revoked, m.ValidUntil, now); err != nil {
+				return token.Machine{}, err
+			}
+			return m, nil
+		}
+		gen = s.cache.generation()
+	}
 	m, err := scanMachine(s.db.QueryRowContext(ctx, `WITH u AS (
 			UPDATE lpsec_token_machine SET last_seen = $2
 			WHERE id = $1 AND NOT revoked AND (valid_until IS NULL OR valid_until > $2)
@@ -638,7 +669,17 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 	if err := core.State(m.Revoked, m.ValidUntil, now); err != nil {
 		return token.Machine{}, err
 	}
+	if s.cache != nil {
+		s.cache.put(d, m, now, gen)
+	}
 	return m, nil
+}
+
+// evict drops a machine record revoked through this store from the cache.
+func (s *Store) evict(d core.Digest) {
+	if s.cache != nil {
+		s.cache.evict(d)
+	}
 }
 
 // IssueSync implements Store.
@@ -757,6 +798,7 @@ func (s *Store) RevokeMachine(ctx context.Context, id string) error {
 	if n == 0 {
 		return fmt.Errorf("%w: no machine token with this ID", token.ErrUnknown)
 	}
+	s.evict(d)
 	core.LogRevoked(ctx, s.cfg.Log, "machine", d)
 	return nil
 }

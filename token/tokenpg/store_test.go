@@ -268,6 +268,9 @@ func TestNewStoreOptionMisuse(t *testing.T) {
 		{"nil_logger", db, []token.Option{token.WithLogger(nil)}, "WithLogger: nil logger"},
 		{"nil_clock", db, []token.Option{token.WithClock(nil)}, "WithClock: nil clock"},
 		{"zero_lifetime", db, []token.Option{token.WithMachineLifetime(0)}, "WithMachineLifetime: lifetime 0s is not positive"},
+		{"cache_zero_ttl", db, []token.Option{token.WithAuthCache(0, 10)}, "WithAuthCache: ttl 0s is not in (0, 1m0s]"},
+		{"cache_long_ttl", db, []token.Option{token.WithAuthCache(2*time.Minute, 10)}, "WithAuthCache: ttl 2m0s is not in (0, 1m0s]"},
+		{"cache_zero_size", db, []token.Option{token.WithAuthCache(time.Second, 0)}, "WithAuthCache: size 0 is not positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewStore(tc.db, tc.opts...)

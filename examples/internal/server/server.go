@@ -117,6 +117,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if o.DatabaseTimeout < 0 {
 		return nil, cli.Usagef("--database-timeout must be positive")
 	}
+	if o.TokenCacheTTL < 0 || o.TokenCacheTTL > token.MaxAuthCacheTTL {
+		return nil, cli.Usagef("--token-cache-ttl %v: want 0 (off) up to %v", o.TokenCacheTTL, token.MaxAuthCacheTTL)
+	}
+	if o.TokenCacheTTL > 0 && o.DatabaseURL == "" {
+		return nil, cli.Usagef("--token-cache-ttl needs --database-url (the memory store has no round trip to save)")
+	}
 	if o.MaxPatchSize <= 0 {
 		return nil, cli.Usagef("--max-patch-size must be positive")
 	}

@@ -14,11 +14,18 @@ import (
 	"github.com/lpsec/lpsec/token/tokenpg"
 )
 
+// tokenCacheSize bounds --token-cache-ttl's cache: about 10 MB of records.
+const tokenCacheSize = 20000
+
 func (s *Server) openTokens(ctx context.Context) (token.Store, error) {
 	if s.db == nil {
 		return token.NewMemoryStore(token.WithLogger(s.log))
 	}
-	st, err := tokenpg.NewStore(s.db, token.WithLogger(s.log), token.WithStoreTimeout(s.opts.DatabaseTimeout))
+	opts := []token.Option{token.WithLogger(s.log), token.WithStoreTimeout(s.opts.DatabaseTimeout)}
+	if s.opts.TokenCacheTTL > 0 {
+		opts = append(opts, token.WithAuthCache(s.opts.TokenCacheTTL, tokenCacheSize))
+	}
+	st, err := tokenpg.NewStore(s.db, opts...)
 	if err != nil {
 		return nil, err
 	}

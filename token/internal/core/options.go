@@ -45,6 +45,8 @@ type Settings struct {
 	RetryWindow     time.Duration
 	Retention       time.Duration
 	StoreTimeout    time.Duration // bound on each tokenpg.Store call
+	AuthCacheTTL    time.Duration // zero: tokenpg.Store caches no authentication
+	AuthCacheSize   int
 	// ErrorWriter writes Middleware's refusals; nil: the shared JSON body.
 	ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, code, message string)
 }
