@@ -47,7 +47,10 @@ func build() {
 		return
 	}
 	bin = dir
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
+	// -tags lpsec_faults compiles in the server's fault-injection point
+	// (examples/internal/server/faults_on.go), inert unless a test sets
+	// LPSEC_FAULT_AFTER_REGISTER.
+	cmd := exec.Command("go", "build", "-tags", "lpsec_faults", "-o", dir+string(os.PathSeparator),
 		"./examples/server", "./examples/client", "./examples/contracts", "./examples/patchtool", "./examples/admin",
 		"./examples/identity")
 	cmd.Dir = filepath.Join("..", "..")

@@ -200,6 +200,32 @@ func (c *Cluster) Start() {
 		"start")
 }
 
+// Durable makes commits on this cluster durable against Crash: it turns
+// synchronous_commit back on for every new session of the postgres role
+// (the cluster runs with it off for speed). Call it before the code under
+// test connects.
+func (c *Cluster) Durable() {
+	c.t.Helper()
+	db, err := sql.Open("pgx", c.URL)
+	if err != nil {
+		c.t.Fatalf("pgtest: durable: %v", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "ALTER ROLE postgres SET synchronous_commit = on"); err != nil {
+		c.t.Fatalf("pgtest: durable: %v", err)
+	}
+}
+
+// Crash stops the server as a power cut would look to it: `pg_ctl stop -m
+// immediate` kills every process without a checkpoint, and Start then
+// runs crash recovery. Only commits made under Durable are sure to survive.
+func (c *Cluster) Crash() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop")
+}
+
 // Stop stops the server, terminating open connections at once. It is a
 // fast shutdown, not an immediate one: the cluster runs with
 // synchronous_commit=off for speed, and an immediate stop could lose the

@@ -16,6 +16,44 @@ func TestDatabaseIsUsable(t *testing.T) {
 	}
 }
 
+// After Durable, every acknowledged commit survives Crash (an immediate
+// stop) and the crash recovery of Start.
+func TestClusterCrashKeepsDurableCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL cluster")
+	}
+	c := StartCluster(t)
+	c.Durable()
+	db, err := sql.Open("pgx", c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var mode string
+	if err := db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&mode); err != nil || mode != "on" {
+		t.Fatalf("synchronous_commit after Durable: %q, %v", mode, err)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 200
+	for i := range rows {
+		if _, err := db.ExecContext(ctx, "INSERT INTO t VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Crash()
+	if err := db.PingContext(ctx); err == nil {
+		t.Fatal("ping succeeded against a crashed cluster")
+	}
+	c.Start()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != rows {
+		t.Fatalf("rows after crash recovery: %d, %v; want %d", n, err, rows)
+	}
+}
+
 func TestClusterStopStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a PostgreSQL cluster")

@@ -8,7 +8,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -285,7 +287,7 @@ func (c *Client) Enable(ctx context.Context, registrationToken string) (*State, 
 	if c.server == nil {
 		return nil, errors.New("enable needs --remote-server")
 	}
-	hdr, err := c.registerHeaders(bearer(registrationToken))
+	hdr, err := c.registerHeaders(bearer(registrationToken), "bearer:"+registrationToken)
 	if err != nil {
 		return nil, err
 	}
@@ -299,17 +301,87 @@ func (c *Client) Enable(ctx context.Context, registrationToken string) (*State, 
 // registerHeaders adds to a registration's credential the machine's current
 // machine token, when this machine is already enabled on this server (so
 // that re-enabling is a rotation, not a takeover the server refuses), and
-// a fresh idempotency key, which makes the registration safe to repeat.
-func (c *Client) registerHeaders(hdr http.Header) (http.Header, error) {
+// the registration's idempotency key, which makes it safe to repeat.
+// credential names the credential (the server binds a retry to it); only
+// its digest is stored.
+func (c *Client) registerHeaders(hdr http.Header, credential string) (http.Header, error) {
 	if st, err := c.LoadState(); err == nil && st.Server == c.server.String() && st.Machine == c.machine && st.MachineToken != "" {
 		hdr.Set(api.HeaderCurrentToken, st.MachineToken)
 	}
-	key, err := token.Generate()
+	key, err := c.pendingKey(credential)
 	if err != nil {
 		return nil, err
 	}
 	hdr.Set(api.HeaderIdempotencyKey, key)
 	return hdr, nil
+}
+
+// pending is --state-dir/pending.json: the idempotency key of a
+// registration sent but not yet answered. It is written before the first
+// request, so that when the client process itself dies (or gives up while
+// the server is down) after the server committed, the next enable with the
+// same credential repeats that registration instead of spending another
+// use of the token, or being refused because the name is now taken.
+type pending struct {
+	Server     string    `json:"server"`
+	Machine    string    `json:"machine"`
+	Credential string    `json:"credential_sha256"` // never the credential itself
+	Key        string    `json:"idempotency_key"`
+	Created    time.Time `json:"created"`
+}
+
+func (c *Client) pendingFile() string { return filepath.Join(c.cfg.StateDir, "pending.json") }
+
+// pendingKey returns the key of the unanswered registration with the same
+// server, machine and credential, still inside the server's retry window,
+// or saves and returns a fresh one.
+func (c *Client) pendingKey(credential string) (string, error) {
+	sum := sha256.Sum256([]byte(credential))
+	digest := hex.EncodeToString(sum[:])
+	if data, err := os.ReadFile(c.pendingFile()); err == nil {
+		var p pending
+		if json.Unmarshal(data, &p) == nil && p.Key != "" && p.Server == c.server.String() && p.Machine == c.machine &&
+			p.Credential == digest && time.Since(p.Created) < token.DefaultRetryWindow {
+			c.log.Info("repeating an unanswered registration", "event", "register_resumed", "machine", c.machine)
+			return p.Key, nil
+		}
+	}
+	key, err := token.Generate()
+	if err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(pending{Server: c.server.String(), Machine: c.machine, Credential: digest, Key: key, Created: time.Now().UTC()})
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(c.cfg.StateDir, c.pendingFile(), data); err != nil {
+		return "", fmt.Errorf("saving the registration's idempotency key: %w", err)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes name (0600) through a synced temporary file and a
+// rename, so that a crash leaves the old file or the new one.
+func writeFileAtomic(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
 }
 
 // registerBackoff is the wait before each retry of a registration whose
@@ -320,15 +392,18 @@ var registerBackoff = []time.Duration{250 * time.Millisecond, time.Second, 3 * t
 // idempotency key when the answer is lost (a transport error, or 502, 503,
 // 504 from the server or a proxy) until ctx ends: the server returns a
 // token for the registration it may already have committed, without
-// taking another use.
+// taking another use. A final answer (success or refusal) ends the
+// pending registration; a lost one leaves its key for the next enable.
 func (c *Client) register(ctx context.Context, hdr http.Header, out *api.RegisterResponse) error {
 	for i := 0; ; i++ {
 		err := c.do(ctx, http.MethodPut, c.server, "/v1/client/"+c.machine, hdr, nil, out)
 		var se *ServerError
-		retryable := err != nil && ctx.Err() == nil &&
-			(!errors.As(err, &se) || se.Status == http.StatusBadGateway || se.Status == http.StatusServiceUnavailable ||
-				se.Status == http.StatusGatewayTimeout)
-		if !retryable || i == len(registerBackoff) {
+		lost := err != nil && (!errors.As(err, &se) || se.Status == http.StatusBadGateway ||
+			se.Status == http.StatusServiceUnavailable || se.Status == http.StatusGatewayTimeout)
+		if err != nil && !lost {
+			_ = os.Remove(c.pendingFile())
+		}
+		if !lost || ctx.Err() != nil || i == len(registerBackoff) {
 			return err
 		}
 		select {
@@ -344,6 +419,8 @@ func (c *Client) enabled(resp api.RegisterResponse) (*State, error) {
 	if err := c.saveState(st); err != nil {
 		return nil, err
 	}
+	// The token is saved: the registration is no longer pending.
+	_ = os.Remove(c.pendingFile())
 	return st, nil
 }
 

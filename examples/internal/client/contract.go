@@ -83,7 +83,7 @@ func (c *Client) EnableWithContract(ctx context.Context, contractToken string) (
 		return nil, err
 	}
 	// 3. Register with the bound macaroons.
-	hdr, err := c.registerHeaders(http.Header{"Authorization": {"Macaroon " + enc}})
+	hdr, err := c.registerHeaders(http.Header{"Authorization": {"Macaroon " + enc}}, "contracts:"+cu.String())
 	if err != nil {
 		return nil, err
 	}

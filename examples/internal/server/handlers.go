@@ -287,6 +287,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) registered(w http.ResponseWriter, machine, tok string, rec token.Machine) {
+	if afterRegisterCommit(w) {
+		return
+	}
 	s.log.Info("machine registered", "event", "machine_registered", "machine", machine, "tier", rec.Tier)
 	writeJSON(w, http.StatusOK, api.RegisterResponse{Machine: machine, Tier: rec.Tier, MachineToken: tok})
 }
