@@ -14,7 +14,8 @@
 # Environment: LOAD_DURATION (default 60s), LOAD_CONNECTIONS (default 8 per
 # wrk), LOAD_THREADS (default 1 per wrk), LPSEC_LOAD_DATABASE_URL to run on
 # PostgreSQL (with a throwaway KEK), LOAD_METRICS=0 to run without metrics,
-# LOAD_TOKEN_CACHE_TTL (e.g. 1s) to run the server with --token-cache-ttl.
+# LOAD_TOKEN_CACHE_TTL (e.g. 1s) to run the server with --token-cache-ttl,
+# LOAD_REVOCATION_CACHE_TTL (e.g. 1s) with --revocation-cache-ttl.
 # Needs wrk, curl, python3, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,11 @@ if [ -n "${LPSEC_LOAD_DATABASE_URL:-}" ]; then
   store=postgresql
   if [ -n "${LOAD_TOKEN_CACHE_TTL:-}" ]; then
     args+=(--token-cache-ttl "$LOAD_TOKEN_CACHE_TTL")
-    store="postgresql, --token-cache-ttl $LOAD_TOKEN_CACHE_TTL"
+    store="$store, --token-cache-ttl $LOAD_TOKEN_CACHE_TTL"
+  fi
+  if [ -n "${LOAD_REVOCATION_CACHE_TTL:-}" ]; then
+    args+=(--revocation-cache-ttl "$LOAD_REVOCATION_CACHE_TTL")
+    store="$store, --revocation-cache-ttl $LOAD_REVOCATION_CACHE_TTL"
   fi
 fi
 "$work/server" "${args[@]}" >"$work/server.out" 2>"$work/server.err" &

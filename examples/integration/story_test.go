@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -388,12 +389,13 @@ func runStory(t *testing.T, db string) {
 
 // sharedDatabase starts a second server on the same database: it accepts
 // A's macaroon, knows A's machines and patches, and honours A's
-// revocations within its --token-cache-ttl (B caches machine tokens; A
-// does not, so A's own refusals elsewhere in the story stay immediate).
+// revocations within its --token-cache-ttl and --revocation-cache-ttl (B
+// caches machine tokens and admin-macaroon revocations; A does not, so A's
+// own refusals elsewhere in the story stay immediate).
 func sharedDatabase(t *testing.T, ctx context.Context, d *deployment, f *fixtures, adminA *client.Admin) {
 	const cacheTTL = time.Second
 	b := start(t, d.serverEnv(f), "server", append(serverArgs(f, filepath.Join(d.dir, "server-b")),
-		"--token-cache-ttl", cacheTTL.String())...)
+		"--token-cache-ttl", cacheTTL.String(), "--revocation-cache-ttl", cacheTTL.String())...)
 	adminB, err := client.NewAdmin(b.URL, bundle(t, t.TempDir(), b.line(t, `CA in (\S+) \(`)))
 	if err != nil {
 		t.Fatal(err)
@@ -444,5 +446,41 @@ func sharedDatabase(t *testing.T, ctx context.Context, d *deployment, f *fixture
 					name, time.Since(revokedAt), r.code, revoked, r.stdout, r.stderr)
 			}
 		}
+	}
+
+	// A second admin session, logged in on A and accepted by B (so B's
+	// revocation snapshot is loaded), is logged out on A: A refuses it at
+	// once, B within its revocation cache TTL (polled with the same
+	// deadline, never slept on), and A's first session stays accepted on B.
+	session := *adminA
+	if _, err := session.Login(ctx, "alice", f.password); err != nil {
+		t.Fatal(err)
+	}
+	onB := *adminB
+	onB.Authorization = session.Authorization
+	if _, err := onB.ListTokens(ctx, "machines"); err != nil {
+		t.Fatalf("second session on B before logout: %v", err)
+	}
+	if err := session.Do(ctx, http.MethodPost, "/v1/admin/logout", nil, nil, nil); err != nil {
+		t.Fatalf("logout on A: %v", err)
+	}
+	loggedOutAt := time.Now()
+	var se *client.ServerError
+	if _, err := session.ListTokens(ctx, "machines"); !errors.As(err, &se) || se.Status != http.StatusUnauthorized {
+		t.Fatalf("logged-out session on A: %v, want 401 at once", err)
+	}
+	deadline = loggedOutAt.Add(cacheTTL + 5*time.Second)
+	for {
+		_, err := onB.ListTokens(ctx, "machines")
+		if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+			t.Logf("B refused the session logged out on A after %v (cache TTL %v)", time.Since(loggedOutAt), cacheTTL)
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("logged-out session on B %v after logout on A: %v, want 401", time.Since(loggedOutAt), err)
+		}
+	}
+	if _, err := adminB.ListTokens(ctx, "machines"); err != nil {
+		t.Fatalf("A's first session on B after the other's logout: %v", err)
 	}
 }

@@ -45,6 +45,11 @@ type macaroons struct {
 	log          *slog.Logger
 }
 
+// maxRevocationCacheTTL bounds --revocation-cache-ttl like token.MaxAuthCacheTTL
+// bounds --token-cache-ttl: how long a login macaroon logged out or revoked
+// through another instance may still be accepted here.
+const maxRevocationCacheTTL = time.Minute
+
 func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(context.Context, string) error, log *slog.Logger) (*macaroons, error) {
 	if o.AdminTTL <= 0 || o.AdminTTL > lpmac.DefaultMaxTTL {
 		return nil, cli.Usagef("--admin-macaroon-ttl must be in (0, %v]", lpmac.DefaultMaxTTL)
@@ -79,9 +84,16 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		}
 		store = ps
 		kekID = kek.ID()
-		// Admin requests are few: one indexed query each makes a logout
-		// or revocation on one instance refused at once on all of them.
-		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), lpmac.WithoutRevocationCache(),
+		// By default one indexed query per admin request makes a logout
+		// or revocation on one instance refused at once on all of them;
+		// --revocation-cache-ttl trades that for a snapshot reloaded at
+		// most once per ttl (this instance still refuses at once: Revoke
+		// drops its snapshot).
+		cache := lpmac.WithoutRevocationCache()
+		if o.RevocationCacheTTL > 0 {
+			cache = lpmac.WithCacheTTL(o.RevocationCacheTTL)
+		}
+		rs, err := macaroonpg.NewRevocationStore(db, lpmac.WithLogger(log), cache,
 			lpmac.WithStoreTimeout(o.DatabaseTimeout))
 		if err != nil {
 			return nil, err

@@ -28,6 +28,10 @@ type Options struct {
 	DatabaseTimeout time.Duration
 	// TokenCacheTTL enables token.WithAuthCache on PostgreSQL (zero: off).
 	TokenCacheTTL time.Duration
+	// RevocationCacheTTL enables the PostgreSQL revocation store's
+	// snapshot cache (macaroon.WithCacheTTL; zero: off, every admin
+	// request asks the database).
+	RevocationCacheTTL time.Duration
 
 	SigningCerts cli.StringList
 
@@ -120,5 +124,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
 	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
 	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", 0, "with --database-url, cache machine-token authentications for this `duration` (at most 1m;\n0: off). A revocation through another instance is refused here within it ("+cli.DurationHelp+")")
+	fs.DurationVar(&o.RevocationCacheTTL, "revocation-cache-ttl", 0, "with --database-url, answer admin-macaroon revocation checks from a snapshot up to this `duration` old\n(at most 1m; 0: off). A logout or revocation through another instance is refused here within it ("+cli.DurationHelp+")")
 	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")
 }

@@ -123,6 +123,12 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 	if o.TokenCacheTTL > 0 && o.DatabaseURL == "" {
 		return nil, cli.Usagef("--token-cache-ttl needs --database-url (the memory store has no round trip to save)")
 	}
+	if o.RevocationCacheTTL < 0 || o.RevocationCacheTTL > maxRevocationCacheTTL {
+		return nil, cli.Usagef("--revocation-cache-ttl %v: want 0 (off) up to %v", o.RevocationCacheTTL, maxRevocationCacheTTL)
+	}
+	if o.RevocationCacheTTL > 0 && o.DatabaseURL == "" {
+		return nil, cli.Usagef("--revocation-cache-ttl needs --database-url (the memory store has no round trip to save)")
+	}
 	if o.MaxPatchSize <= 0 {
 		return nil, cli.Usagef("--max-patch-size must be positive")
 	}
