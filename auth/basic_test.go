@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lpsec/lpsec/internal/optiontest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -175,7 +176,7 @@ func TestHashPassword(t *testing.T) {
 			}
 		})
 	}
-	requireEveryOption(t, "HashOption", msgs)
+	optiontest.RequireEveryOption(t, "HashOption", msgs)
 }
 
 func TestCache(t *testing.T) {

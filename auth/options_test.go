@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lpsec/lpsec/internal/optiontest"
 )
 
 // Every option refuses the values that make no sense, with
@@ -54,7 +56,7 @@ func TestOptionMisuse(t *testing.T) {
 			}
 		})
 	}
-	requireEveryOption(t, "Option", msgs)
+	optiontest.RequireEveryOption(t, "Option", msgs)
 }
 
 // The defaults apply without options, and the options set what they say.

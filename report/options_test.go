@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lpsec/lpsec/internal/optiontest"
 )
 
 // Every option's misuse, and every option given where it does not apply,
@@ -46,7 +48,7 @@ func TestOptionMisuse(t *testing.T) {
 			}
 		})
 	}
-	requireEveryOption(t, "Option", msgs)
+	optiontest.RequireEveryOption(t, "Option", msgs)
 }
 
 // WithClock is the time reports are checked against; without it, time.Now.

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lpsec/lpsec/internal/optiontest"
 )
 
 func TestProfileSettings(t *testing.T) {
@@ -115,7 +117,7 @@ func TestOptionMisuse(t *testing.T) {
 			}
 		})
 	}
-	requireEveryOption(t, "Option", msgs)
+	optiontest.RequireEveryOption(t, "Option", msgs)
 }
 
 func TestGoClientNegotiatesX25519MLKEM768(t *testing.T) {

@@ -1,4 +1,6 @@
-package auth
+// Package optiontest holds the check, shared by the packages' tests, that
+// every option has a misuse row in its package's table test.
+package optiontest
 
 import (
 	"go/ast"
@@ -13,7 +15,7 @@ import (
 
 // optionFuncs lists the exported functions of this package (test files
 // excluded) that return the named option type.
-func optionFuncs(t *testing.T, typ string) []string {
+func optionFuncs(t testing.TB, typ string) []string {
 	t.Helper()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -42,10 +44,11 @@ func optionFuncs(t *testing.T, typ string) []string {
 	return names
 }
 
-// requireEveryOption fails unless each option returning typ is named by at
-// least one of the refusal messages: a new option must come with a misuse
-// row.
-func requireEveryOption(t *testing.T, typ string, messages []string) {
+// RequireEveryOption fails t unless each exported function of the package
+// in the current directory (the package under test) that returns typ is
+// named by at least one of the refusal messages: a new option must come
+// with a misuse row.
+func RequireEveryOption(t testing.TB, typ string, messages []string) {
 	t.Helper()
 	all := strings.Join(messages, "\n")
 	names := optionFuncs(t, typ)
