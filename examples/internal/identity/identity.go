@@ -12,12 +12,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,9 +24,8 @@ import (
 
 	"github.com/lpsec/lpsec/examples/internal/bakerykey"
 	"github.com/lpsec/lpsec/examples/internal/cli"
-	"github.com/lpsec/lpsec/examples/internal/pki"
+	"github.com/lpsec/lpsec/examples/internal/dischargesvc"
 	lpmac "github.com/lpsec/lpsec/macaroon"
-	"github.com/lpsec/lpsec/tlsconfig"
 )
 
 // Options are the service's settings.
@@ -58,11 +55,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 
 // Service is a running identity service.
 type Service struct {
-	URL       string
-	CAFile    string
-	PublicKey string // base64, to pin in the server's --identity-public-key
-	http      *http.Server
-	done      chan struct{}
+	// URL, CAFile and PublicKey (base64, to pin in the server's --identity-public-key)
+	// come from the embedded server.
+	*dischargesvc.Server
 }
 
 const maxUsers = 10000
@@ -173,52 +168,11 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (*Service, error) {
 		}
 		return nil, err
 	}
-	cert, keyPEM, caFile := o.TLSCert, o.TLSKey, ""
-	if (cert == "") != (keyPEM == "") {
-		return nil, cli.Usagef("--tls-cert and --tls-key go together")
-	}
-	if cert == "" {
-		f, err := pki.EnsureServerTLS(filepath.Join(o.StateDir, "tls"), []string{"localhost", "127.0.0.1", "::1"})
-		if err != nil {
-			return nil, err
-		}
-		cert, keyPEM, caFile = f.Cert, f.Key, f.CACert
-	}
-	tcfg, err := tlsconfig.Server(tlsconfig.WithCertificateFiles(cert, keyPEM), tlsconfig.WithLogger(log))
+	srv, err := dischargesvc.Start(dischargesvc.Listen{Addr: o.Listen, StateDir: o.StateDir, TLSCert: o.TLSCert, TLSKey: o.TLSKey}, d, d.PublicKey().String(), log)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("--listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("/", d)
-	pub := d.PublicKey()
-	s := &Service{
-		URL:       "https://" + ln.Addr().String(),
-		CAFile:    caFile,
-		PublicKey: pub.String(),
-		done:      make(chan struct{}),
-		http: &http.Server{Handler: http.MaxBytesHandler(mux, 64<<10), TLSConfig: tcfg, ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)},
-	}
-	go func() {
-		defer close(s.done)
-		_ = s.http.Serve(tls.NewListener(ln, tcfg))
-	}()
+	s := &Service{srv}
 	log.Info("identity service started", "event", "identity_started", "url", s.URL, "users", len(users))
 	return s, nil
-}
-
-// Done is closed when the service stops serving.
-func (s *Service) Done() <-chan struct{} { return s.done }
-
-// Close stops the service.
-func (s *Service) Close(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
-	<-s.done
-	return err
 }
