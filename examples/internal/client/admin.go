@@ -86,11 +86,22 @@ func (a *Admin) Do(ctx context.Context, method, path string, hdr http.Header, bo
 
 // Login exchanges Basic credentials for a macaroon and keeps it.
 func (a *Admin) Login(ctx context.Context, user, password string) (*api.LoginResponse, error) {
+	return a.login(ctx, func(r *http.Request) { r.SetBasicAuth(user, password) })
+}
+
+// LoginBearer exchanges an OpenID Connect ID token for a macaroon (the
+// server's --oidc-issuer login) and keeps it.
+func (a *Admin) LoginBearer(ctx context.Context, idToken string) (*api.LoginResponse, error) {
+	return a.login(ctx, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+idToken) })
+}
+
+// login is POST /v1/admin/login with the credential authorize sets.
+func (a *Admin) login(ctx context.Context, authorize func(*http.Request)) (*api.LoginResponse, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL("/v1/admin/login"), http.NoBody)
 	if err != nil {
 		return nil, err
 	}
-	req.SetBasicAuth(user, password)
+	authorize(req)
 	resp, err := a.http.Do(req)
 	if err != nil {
 		return nil, err
