@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lpsec/lpsec/internal/pgmigrate"
+	"github.com/lpsec/lpsec/internal/pgnotify"
 	"github.com/lpsec/lpsec/macaroon"
 	"github.com/lpsec/lpsec/macaroon/internal/core"
 )
@@ -28,6 +29,17 @@ import (
 // A database fault never extends the bound: once the snapshot is older than
 // CacheTTL and cannot be reloaded, checks fail with macaroon.ErrUnavailable.
 //
+// With the cache on, Follow tightens its bound: while it runs and
+// notifications flow, the snapshot is kept until a revocation is committed
+// anywhere (the table's triggers NOTIFY, Follow listens) and reloaded at
+// once when one is, whatever CacheTTL says, so checks cost no query and a
+// revocation made on another instance is refused as soon as its
+// notification arrives, normally within a millisecond of the commit. If
+// notifications stop (the connection breaks, or no notification, its own
+// heartbeat included, arrives for two heartbeats, 2 s), the CacheTTL rule
+// applies again until Follow is back. WithoutRevocationCache keeps every
+// check a query, Follow or not.
+//
 // Size: one row per revoked macaroon and per revoked user (a later cut-off
 // replaces an earlier one) and one for "all", each deleted once it expires
 // (at most MaxTTL after it was made, when no macaroon it matches can verify).
@@ -38,9 +50,13 @@ type RevocationStore struct {
 	db *sql.DB
 	p  *core.Settings
 
+	follower *pgnotify.Follower
+
 	mu       sync.Mutex
 	snap     *revocationSnapshot
 	loadedAt time.Time
+	snapGen  uint64        // the follower's generation the snapshot was loaded under
+	followed bool          // loaded while following, and nothing changed during the load
 	lastErr  error         // of the last failed load
 	failures atomic.Uint64 // failed loads so far
 }
@@ -61,6 +77,13 @@ const (
 	maxRevocationSnapshot = 10000
 )
 
+// revocationsChannel is what the version 2 triggers NOTIFY, with payload
+// revocationPayload; other payloads on it change nothing.
+const (
+	revocationsChannel = "lpsec_macaroon_revoked"
+	revocationPayload  = "revocation"
+)
+
 var revocationMigrations = [][]string{{
 	`CREATE TABLE ` + revocationTable + ` (
 		kind    text        NOT NULL CHECK (kind IN ('id', 'user', 'all')),
@@ -70,6 +93,17 @@ var revocationMigrations = [][]string{{
 		PRIMARY KEY (kind, key)
 	);
 	CREATE INDEX ` + revocationTable + `_expires ON ` + revocationTable + ` (expires);`,
+}, {
+	// Version 2: every committed change is notified, for Follow.
+	`CREATE FUNCTION ` + revocationTable + `_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM pg_notify('` + revocationsChannel + `', '` + revocationPayload + `');
+		RETURN NULL;
+	END $$`,
+	`CREATE TRIGGER ` + revocationTable + `_changed AFTER INSERT OR UPDATE OR DELETE
+		ON ` + revocationTable + ` FOR EACH ROW EXECUTE FUNCTION ` + revocationTable + `_notify()`,
+	`CREATE TRIGGER ` + revocationTable + `_truncated AFTER TRUNCATE
+		ON ` + revocationTable + ` FOR EACH STATEMENT EXECUTE FUNCTION ` + revocationTable + `_notify()`,
 }}
 
 // NewRevocationStore returns a store using db (opened with the "pgx"
@@ -85,7 +119,23 @@ func NewRevocationStore(db *sql.DB, opts ...macaroon.Option) (*RevocationStore, 
 	if err != nil {
 		return nil, err
 	}
-	return &RevocationStore{db: db, p: p}, nil
+	f := pgnotify.New(revocationsChannel, 0, p.Log)
+	f.OnNotification(func(payload string) bool { return payload == revocationPayload })
+	return &RevocationStore{db: db, p: p, follower: f}, nil
+}
+
+// Follow keeps the revocation snapshot until a revocation is committed
+// anywhere (see RevocationStore), and returns ctx's error when ctx is done.
+// It uses one database connection of its own, outside db's pool, and
+// reconnects by itself; it fails at once only if db does not use the pgx
+// driver. Run Migrate first, and at most one Follow per store:
+//
+//	go revocations.Follow(ctx)
+func (s *RevocationStore) Follow(ctx context.Context) error {
+	if err := s.follower.Run(ctx, s.db); err != nil {
+		return fmt.Errorf("macaroonpg: Follow: %w", err)
+	}
+	return nil
 }
 
 // Migrate creates or upgrades the store's table; idempotent and safe from
@@ -133,6 +183,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) err
 	if err != nil {
 		return s.unavailable(ctx, "revoke", err)
 	}
+	s.follower.Changed()
 	s.mu.Lock()
 	s.snap = nil // this instance reloads at its next check
 	s.mu.Unlock()
@@ -147,8 +198,8 @@ func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued t
 	ctx, cancel := context.WithTimeout(ctx, s.p.StoreTimeout)
 	defer cancel()
 	now := s.p.Now()
-	if s.p.CacheTTL > 0 {
-		snap, err := s.snapshot(ctx, now)
+	if gen, live := s.follower.Current(); s.p.CacheTTL > 0 {
+		snap, err := s.snapshot(ctx, now, gen, live)
 		if err != nil {
 			return false, err
 		}
@@ -167,14 +218,22 @@ func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued t
 	return revoked, nil
 }
 
-// snapshot returns a snapshot loaded less than CacheTTL ago, reloading it
-// if needed; one caller loads while the others wait for it, and no lock is
-// held while a check runs.
-func (s *RevocationStore) snapshot(ctx context.Context, now time.Time) (*revocationSnapshot, error) {
+// snapshot returns a snapshot that may answer now: while the follower is
+// live, one loaded under its current generation; otherwise one loaded
+// less than CacheTTL ago. Else it reloads. One caller loads while the others wait
+// for it, and no lock is held while a check runs.
+func (s *RevocationStore) snapshot(ctx context.Context, now time.Time, gen uint64, live bool) (*revocationSnapshot, error) {
 	failures := s.failures.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.snap != nil && now.Before(s.loadedAt.Add(s.p.CacheTTL)) && !now.Before(s.loadedAt) {
+	switch {
+	case s.snap == nil:
+	case live:
+		// Following: only the generation says whether it is current.
+		if s.followed && s.snapGen == gen {
+			return s.snap, nil
+		}
+	case now.Before(s.loadedAt.Add(s.p.CacheTTL)) && !now.Before(s.loadedAt):
 		return s.snap, nil
 	}
 	if s.failures.Load() != failures {
@@ -189,7 +248,11 @@ func (s *RevocationStore) snapshot(ctx context.Context, now time.Time) (*revocat
 		s.failures.Add(1)
 		return nil, err
 	}
-	s.snap, s.loadedAt = snap, now
+	// A revocation notified while loading may be missing from snap: it
+	// answers this check (it is as fresh as a query), and while following
+	// it is kept only if nothing was notified meanwhile.
+	gen2, live2 := s.follower.Current()
+	s.snap, s.loadedAt, s.snapGen, s.followed = snap, now, gen, live && live2 && gen2 == gen
 	return snap, nil
 }
 

@@ -418,7 +418,7 @@ func (s *RootKeyStore) deadline(ctx context.Context) (context.Context, context.C
 // unavailable wraps a database error with macaroon.ErrUnavailable and logs it.
 func (s *RootKeyStore) unavailable(ctx context.Context, op string, err error) error {
 	// The driver's error says which SQLSTATE; asking through an interface
-	// (pgconn.PgError has SQLState) keeps this package free of driver imports.
+	// (pgconn.PgError has SQLState) works whatever wraps it.
 	var st interface{ SQLState() string }
 	if errors.As(err, &st) && st.SQLState() == "42P01" { // undefined_table
 		err = fmt.Errorf("%w (has Migrate been run?)", err)

@@ -23,6 +23,7 @@ type authCache struct {
 type cached struct {
 	m       token.Machine
 	fetched time.Time
+	session uint64 // the Follower session it was read in (0: not following)
 }
 
 func newAuthCache(ttl time.Duration, size int) *authCache {
@@ -32,15 +33,15 @@ func newAuthCache(ttl time.Duration, size int) *authCache {
 	return &authCache{ttl: ttl, size: size, m: make(map[core.Digest]cached)}
 }
 
-// get returns the record read within ttl of now, if any.
-func (c *authCache) get(d core.Digest, now time.Time) (token.Machine, bool) {
+// get returns the record read within ttl of now in session, if any.
+func (c *authCache) get(d core.Digest, now time.Time, session uint64) (token.Machine, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[d]
 	if !ok {
 		return token.Machine{}, false
 	}
-	if now.Sub(e.fetched) >= c.ttl || now.Before(e.fetched) {
+	if now.Sub(e.fetched) >= c.ttl || now.Before(e.fetched) || e.session != session {
 		delete(c.m, d)
 		return token.Machine{}, false
 	}
@@ -56,7 +57,7 @@ func (c *authCache) generation() uint64 {
 	return c.gen
 }
 
-func (c *authCache) put(d core.Digest, m token.Machine, fetched time.Time, gen uint64) {
+func (c *authCache) put(d core.Digest, m token.Machine, fetched time.Time, gen, session uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -68,7 +69,7 @@ func (c *authCache) put(d core.Digest, m token.Machine, fetched time.Time, gen u
 			break
 		}
 	}
-	c.m[d] = cached{m: m, fetched: fetched}
+	c.m[d] = cached{m: m, fetched: fetched, session: session}
 }
 
 func (c *authCache) evict(d core.Digest) {
@@ -76,6 +77,14 @@ func (c *authCache) evict(d core.Digest) {
 	defer c.mu.Unlock()
 	c.gen++
 	delete(c.m, d)
+}
+
+// clear forgets every record (the machine table was truncated).
+func (c *authCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.m)
 }
 
 func (c *authCache) len() int {

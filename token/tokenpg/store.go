@@ -35,10 +35,36 @@
 // token's digest. The bound on revocation: revoking, releasing or replacing
 // a machine token through this Store refuses it here at once; through
 // another instance sharing the database, it is refused here within ttl.
-// Expiry (ValidUntil) is checked on every hit, so it is exact. Failed
+// While Follow runs the bound is the notification's delivery instead: see
+// "Listings from memory". Expiry (ValidUntil) is checked on every hit, so it is exact. Failed
 // authentications are never cached. A hit does not write LastSeen, which
 // may therefore lag by up to ttl. Registration and sync tokens are not
 // cached.
+//
+// # Listings from memory
+//
+// By default ListRegistrations and ListSyncs read their tables on every
+// call. While Store.Follow runs, the store keeps both listings in memory
+// and rereads a table after it changed, and at least once a second: the
+// tables' triggers NOTIFY on every committed change, made by any instance
+// (or by hand in psql), and Follow listens on a connection of its own. The
+// bound: a change made through this Store is listed by it at once; one
+// made elsewhere as soon as its notification arrives, which is after the
+// commit and normally within a millisecond. Two columns are not notified,
+// because they change with every registration and sync and a NOTIFY
+// serialises commits: UsesLeft and LastUsed changed elsewhere are listed
+// within a second. If the notifications stop (the connection breaks, or
+// the server stops answering its ping for two heartbeats, 2 s), the
+// listings are read from the database again until Follow is back.
+// Authentication never reads these copies.
+//
+// Follow also tightens token.WithAuthCache: a machine token revoked,
+// released, replaced or expired through another instance (or by hand) is
+// evicted from this store's cache as soon as its notification arrives, and
+// the cache answers only while notifications flow: when they stop, every
+// authentication asks the database, and records read before the gap are
+// never trusted again. The ttl then bounds only how late LastSeen is
+// written.
 package tokenpg
 
 import (
@@ -46,10 +72,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lpsec/lpsec/internal/pgmigrate"
+	"github.com/lpsec/lpsec/internal/pgnotify"
 	"github.com/lpsec/lpsec/token"
 	"github.com/lpsec/lpsec/token/internal/core"
 )
@@ -57,7 +86,8 @@ import (
 // Store is a token.Store in PostgreSQL, shared by every server instance
 // that opens the same database: a token issued or revoked by one is seen by
 // the others at their next query, as nothing is cached unless
-// token.WithAuthCache is given (see the package documentation for its bound). Every query is
+// token.WithAuthCache is given or Follow runs (see the package
+// documentation for their bounds). Every query is
 // parameterised; multi-step changes are transactions. Any database error
 // makes the operation fail with token.ErrUnavailable, never succeed, and the next
 // call tries again on a fresh connection from the *sql.DB pool, so the store
@@ -75,6 +105,11 @@ type Store struct {
 	db    *sql.DB
 	cfg   core.Settings
 	cache *authCache // nil unless token.WithAuthCache
+
+	// Listings kept while Follow runs.
+	follower      *pgnotify.Follower
+	registrations *pgnotify.Cached[[]token.Registration]
+	syncs         *pgnotify.Cached[[]token.Sync]
 }
 
 var _ token.Store = (*Store)(nil)
@@ -95,7 +130,60 @@ func NewStore(db *sql.DB, opts ...token.Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, cfg.AuthCacheSize)}, nil
+	f := pgnotify.New(changesChannel, 0, cfg.Log)
+	s := &Store{db: db, cfg: cfg, cache: newAuthCache(cfg.AuthCacheTTL, cfg.AuthCacheSize), follower: f,
+		registrations: pgnotify.NewCached[[]token.Registration](f, listingMaxAge),
+		syncs:         pgnotify.NewCached[[]token.Sync](f, listingMaxAge)}
+	f.OnNotification(s.notified)
+	return s, nil
+}
+
+// listingMaxAge bounds how long a listing kept by Follow may be served:
+// UsesLeft and LastUsed, not notified, lag another instance's
+// registrations and syncs by at most this.
+const listingMaxAge = time.Second
+
+const (
+	// changesChannel is what the version 3 triggers NOTIFY, with the
+	// changed table's name or, for a machine token that stops
+	// authenticating, machinePayload and its ID.
+	changesChannel = "lpsec_token_changed"
+	machinePayload = "machine:"
+)
+
+// notified routes one notification: a listed table's invalidates the
+// listings; a machine token's evicts that token from the authentication
+// cache and leaves the listings alone.
+func (s *Store) notified(payload string) (listings bool) {
+	id, ok := strings.CutPrefix(payload, machinePayload)
+	switch {
+	case ok:
+		if d, err := core.ParseID(id); err == nil && s.cache != nil {
+			s.cache.evict(d)
+		}
+	case payload == "lpsec_token_machine": // truncated
+		if s.cache != nil {
+			s.cache.clear()
+		}
+	case payload == "lpsec_token_registration", payload == "lpsec_token_sync":
+		return true
+	}
+	return false
+}
+
+// Follow keeps ListRegistrations and ListSyncs answered from memory while
+// it runs (see "Listings from memory" in the package documentation) and
+// returns ctx's error when ctx is done. It uses one database connection of
+// its own, outside db's pool, and reconnects by itself; it fails at once
+// only if db does not use the pgx driver. Run Migrate first, and at most
+// one Follow per Store:
+//
+//	go store.Follow(ctx)
+func (s *Store) Follow(ctx context.Context) error {
+	if err := s.follower.Run(ctx, s.db); err != nil {
+		return fmt.Errorf("tokenpg: Follow: %w", err)
+	}
+	return nil
 }
 
 // migrations are applied in order; version N is migrations[N-1]. Released
@@ -150,10 +238,62 @@ var migrations = [][]string{
 		`CREATE INDEX lpsec_token_machine_name ON lpsec_token_machine (machine, seq)`,
 		`CREATE INDEX lpsec_token_machine_revoked_at ON lpsec_token_machine (revoked_at) WHERE revoked`,
 	},
+	{
+		// Version 3: committed changes to the listed tables are notified,
+		// for Follow; PostgreSQL folds a transaction's identical
+		// notifications into one. Not notified: uses_left and last_used,
+		// which change with every registration and sync. Each NOTIFY
+		// serialises its commit on PostgreSQL's notification lock; on the
+		// registration path that cost every registration on a shared
+		// token 1.4-1.8x its time (row lock held longer). Listings
+		// therefore reread those two columns after listingMaxAge.
+		`CREATE FUNCTION lpsec_token_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_notify('` + changesChannel + `', TG_TABLE_NAME);
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER lpsec_token_registration_added AFTER INSERT OR DELETE
+			ON lpsec_token_registration FOR EACH ROW EXECUTE FUNCTION lpsec_token_notify()`,
+		// Every column but uses_left (a new column must be added here).
+		`CREATE TRIGGER lpsec_token_registration_changed AFTER UPDATE
+			ON lpsec_token_registration FOR EACH ROW
+			WHEN ((OLD.id, OLD.tier, OLD.name, OLD.uses, OLD.valid_until, OLD.created, OLD.revoked)
+				IS DISTINCT FROM (NEW.id, NEW.tier, NEW.name, NEW.uses, NEW.valid_until, NEW.created, NEW.revoked))
+			EXECUTE FUNCTION lpsec_token_notify()`,
+		`CREATE TRIGGER lpsec_token_registration_truncated AFTER TRUNCATE
+			ON lpsec_token_registration FOR EACH STATEMENT EXECUTE FUNCTION lpsec_token_notify()`,
+		`CREATE TRIGGER lpsec_token_sync_added AFTER INSERT OR DELETE
+			ON lpsec_token_sync FOR EACH ROW EXECUTE FUNCTION lpsec_token_notify()`,
+		// Every column but last_used (a new column must be added here).
+		`CREATE TRIGGER lpsec_token_sync_changed AFTER UPDATE
+			ON lpsec_token_sync FOR EACH ROW
+			WHEN ((OLD.id, OLD.tier, OLD.name, OLD.valid_until, OLD.created, OLD.revoked)
+				IS DISTINCT FROM (NEW.id, NEW.tier, NEW.name, NEW.valid_until, NEW.created, NEW.revoked))
+			EXECUTE FUNCTION lpsec_token_notify()`,
+		`CREATE TRIGGER lpsec_token_sync_truncated AFTER TRUNCATE
+			ON lpsec_token_sync FOR EACH STATEMENT EXECUTE FUNCTION lpsec_token_notify()`,
+		// A machine token that stops authenticating (revoked, released,
+		// replaced, its expiry moved, or a live row deleted) is notified
+		// by its ID, for the authentication cache.
+		`CREATE FUNCTION lpsec_token_machine_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_notify('` + changesChannel + `', '` + machinePayload + `' || encode(OLD.id, 'hex'));
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER lpsec_token_machine_changed AFTER UPDATE OF revoked, valid_until
+			ON lpsec_token_machine FOR EACH ROW
+			WHEN (OLD.revoked IS DISTINCT FROM NEW.revoked OR OLD.valid_until IS DISTINCT FROM NEW.valid_until)
+			EXECUTE FUNCTION lpsec_token_machine_notify()`,
+		`CREATE TRIGGER lpsec_token_machine_deleted AFTER DELETE
+			ON lpsec_token_machine FOR EACH ROW WHEN (NOT OLD.revoked)
+			EXECUTE FUNCTION lpsec_token_machine_notify()`,
+		`CREATE TRIGGER lpsec_token_machine_truncated AFTER TRUNCATE
+			ON lpsec_token_machine FOR EACH STATEMENT EXECUTE FUNCTION lpsec_token_notify()`,
+	},
 }
 
 // SchemaVersion is the schema version Migrate brings the database to.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // schema is the store's bookkeeping for internal/pgmigrate; the lock key
 // is "lpsectok" in ASCII.
@@ -205,6 +345,7 @@ func fromNull(t sql.NullTime) time.Time {
 func (s *Store) IssueRegistration(ctx context.Context, r token.Registration) (string, token.Registration, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	defer s.follower.Changed() // after the commit, so that this Store lists it at once
 	now := s.cfg.Clock()
 	if err := core.CheckRegistration(r.Tier, r.Name, r.Uses, r.ValidUntil, now); err != nil {
 		return "", token.Registration{}, err
@@ -279,6 +420,7 @@ func (s *Store) AuthenticateRegistration(ctx context.Context, tok string) (token
 func (s *Store) Register(ctx context.Context, registrationToken, machine string, opts ...token.RegisterOption) (string, token.Machine, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	defer s.follower.Changed() // uses_left
 	p, err := core.BuildRegister(opts)
 	if err != nil {
 		return "", token.Machine{}, err
@@ -640,9 +782,10 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 		return token.Machine{}, err
 	}
 	now := s.cfg.Clock()
+	cache, session := s.authCache()
 	var gen uint64
-	if s.cache != nil {
-		if m, ok := s.cache.get(d, now); ok {
+	if cache != nil {
+		if m, ok := cache.get(d, now, session); ok {
 			// Revoked records never enter the cache; expiry is checked
 			// against the clock on every hit.
 			if err := core.State(m.Revoked, m.ValidUntil, now); err != nil {
@@ -650,7 +793,7 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 			}
 			return m, nil
 		}
-		gen = s.cache.generation()
+		gen = cache.generation()
 	}
 	m, err := scanMachine(s.db.QueryRowContext(ctx, `WITH u AS (
 			UPDATE lpsec_token_machine SET last_seen = $2
@@ -669,10 +812,27 @@ func (s *Store) AuthenticateMachine(ctx context.Context, tok string) (token.Mach
 	if err := core.State(m.Revoked, m.ValidUntil, now); err != nil {
 		return token.Machine{}, err
 	}
-	if s.cache != nil {
-		s.cache.put(d, m, now, gen)
+	if cache != nil {
+		cache.put(d, m, now, gen, session)
 	}
 	return m, nil
+}
+
+// authCache returns the authentication cache if it may be used now, and
+// the Follower session its records must belong to. Without Follow it is
+// token.WithAuthCache's ttl cache (session 0). While Follow runs, records
+// are evicted by notification and trusted only within the session they
+// were read in, so a notification missed in a gap cannot leave a revoked
+// token cached; between sessions (not live) the cache is not used at all.
+func (s *Store) authCache() (*authCache, uint64) {
+	if s.cache == nil || !s.follower.Running() {
+		return s.cache, 0
+	}
+	session, live := s.follower.Session()
+	if !live {
+		return nil, 0
+	}
+	return s.cache, session
 }
 
 // evict drops a machine record revoked through this store from the cache.
@@ -686,6 +846,7 @@ func (s *Store) evict(d core.Digest) {
 func (s *Store) IssueSync(ctx context.Context, sy token.Sync) (string, token.Sync, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	defer s.follower.Changed()
 	now := s.cfg.Clock()
 	if err := core.CheckSync(sy.Tier, sy.Name, sy.ValidUntil, now); err != nil {
 		return "", token.Sync{}, err
@@ -754,6 +915,7 @@ func (s *Store) AuthenticateSync(ctx context.Context, tok string) (token.Sync, e
 func (s *Store) revoke(ctx context.Context, kind, table, id string) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	defer s.follower.Changed()
 	d, err := core.ParseID(id)
 	if err != nil {
 		return err
@@ -830,10 +992,13 @@ func list[T any](ctx context.Context, s *Store, op, query string, scan func(inte
 	return out, nil
 }
 
-// ListRegistrations implements Store.
+// ListRegistrations implements Store; from memory while Follow runs.
 func (s *Store) ListRegistrations(ctx context.Context) ([]token.Registration, error) {
-	return list(ctx, s, "list registrations",
-		`SELECT `+registrationCols+` FROM lpsec_token_registration ORDER BY created, id`, scanRegistration)
+	l, err := s.registrations.Get(func() ([]token.Registration, error) {
+		return list(ctx, s, "list registrations",
+			`SELECT `+registrationCols+` FROM lpsec_token_registration ORDER BY created, id`, scanRegistration)
+	})
+	return slices.Clone(l), err // the kept copy is shared
 }
 
 // ListMachines implements Store: keyset pagination on the unique index on
@@ -888,8 +1053,11 @@ type seqScanner struct {
 
 func (s seqScanner) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.seq)...) }
 
-// ListSyncs implements Store.
+// ListSyncs implements Store; from memory while Follow runs.
 func (s *Store) ListSyncs(ctx context.Context) ([]token.Sync, error) {
-	return list(ctx, s, "list syncs",
-		`SELECT `+syncCols+` FROM lpsec_token_sync ORDER BY created, id`, scanSync)
+	l, err := s.syncs.Get(func() ([]token.Sync, error) {
+		return list(ctx, s, "list syncs",
+			`SELECT `+syncCols+` FROM lpsec_token_sync ORDER BY created, id`, scanSync)
+	})
+	return slices.Clone(l), err
 }

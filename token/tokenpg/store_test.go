@@ -41,16 +41,22 @@ func openPG(t testing.TB, url string, opts ...token.Option) (*Store, *sql.DB) {
 }
 
 func TestPostgresStoreConformance(t *testing.T) {
+	runConformance(t, func(t *testing.T, url string, opts ...token.Option) token.Store {
+		s, _ := openPG(t, url, opts...)
+		return s
+	})
+}
+
+// runConformance runs the store conformance suite on instances that open
+// opens on a test database.
+func runConformance(t *testing.T, open func(t *testing.T, url string, opts ...token.Option) token.Store) {
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T, opts ...token.Option) token.Store {
-			s, _ := openPG(t, pgtest.Database(t), opts...)
-			return s
+			return open(t, pgtest.Database(t), opts...)
 		},
 		OpenPair: func(t *testing.T, opts ...token.Option) (token.Store, token.Store) {
 			url := pgtest.Database(t)
-			a, _ := openPG(t, url, opts...)
-			b, _ := openPG(t, url, opts...)
-			return a, b
+			return open(t, url, opts...), open(t, url, opts...)
 		},
 	})
 }

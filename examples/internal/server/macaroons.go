@@ -43,6 +43,9 @@ type macaroons struct {
 	contractsURL string
 	identityURL  string // "": no identity service (identity.go)
 	log          *slog.Logger
+	// follow keeps the PostgreSQL revocation snapshot fresh by
+	// notifications (macaroonpg.RevocationStore.Follow); nil in memory.
+	follow func(context.Context) error
 }
 
 // maxRevocationCacheTTL bounds --revocation-cache-ttl like token.MaxAuthCacheTTL
@@ -62,6 +65,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		store   lpmac.RootKeyStore
 		revoked lpmac.RevocationStore
 		kekID   string
+		follow  func(context.Context) error
 	)
 	if db != nil {
 		if o.RootKeyKEK == "" {
@@ -85,10 +89,12 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 		store = ps
 		kekID = kek.ID()
 		// By default one indexed query per admin request makes a logout
-		// or revocation on one instance refused at once on all of them;
-		// --revocation-cache-ttl trades that for a snapshot reloaded at
-		// most once per ttl (this instance still refuses at once: Revoke
-		// drops its snapshot).
+		// or revocation on one instance refused at once on all of them.
+		// --revocation-cache-ttl trades that for a snapshot: while Follow
+		// runs (started with the server) and notifications flow, one that
+		// a revocation committed anywhere invalidates (refused everywhere
+		// within the notification's delivery); otherwise one reloaded at
+		// most once per ttl. This instance refuses at once either way.
 		cache := lpmac.WithoutRevocationCache()
 		if o.RevocationCacheTTL > 0 {
 			cache = lpmac.WithCacheTTL(o.RevocationCacheTTL)
@@ -102,6 +108,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 			return nil, fmt.Errorf("macaroon revocations: migrate: %w", err)
 		}
 		revoked = rs
+		follow = rs.Follow
 	} else {
 		ms, err := lpmac.NewMemoryRootKeyStore(lpmac.WithLogger(log))
 		if err != nil {
@@ -114,7 +121,7 @@ func newMacaroons(ctx context.Context, o Options, db *sql.DB, checkUser func(con
 	}
 	opts := []lpmac.Option{lpmac.WithMaxTTL(lpmac.DefaultMaxTTL), lpmac.WithLogger(log),
 		lpmac.WithRevocations(revoked), lpmac.WithCheckUser(checkUser)}
-	m := &macaroons{ttl: o.AdminTTL, log: log, rootKeys: store, kekID: kekID}
+	m := &macaroons{ttl: o.AdminTTL, log: log, rootKeys: store, kekID: kekID, follow: follow}
 	if o.ContractsURL != "" {
 		u, err := url.Parse(o.ContractsURL)
 		if err != nil || u.Scheme != "https" || u.Host == "" {

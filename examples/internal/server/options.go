@@ -26,7 +26,8 @@ type Options struct {
 	RootKeyKEK  string
 	// DatabaseTimeout bounds each database call (zero: 2 s).
 	DatabaseTimeout time.Duration
-	// TokenCacheTTL enables token.WithAuthCache on PostgreSQL (zero: off).
+	// TokenCacheTTL enables token.WithAuthCache on PostgreSQL (zero: off);
+	// the cache answers only while database notifications flow.
 	TokenCacheTTL time.Duration
 	// RevocationCacheTTL enables the PostgreSQL revocation store's
 	// snapshot cache (macaroon.WithCacheTTL; zero: off, every admin
@@ -123,7 +124,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&o.ProbeAddrs, "probe-addr", "`address` or CIDR of health probes: beyond the connection limits it may still open a few\nconnections, which serve only /healthz and /readyz; repeatable")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "`level` of the JSON log on stderr: debug, info, warn or error")
 	fs.DurationVar(&o.LogRepeatInterval, "log-repeat-interval", 10*time.Second, "repeated warnings and errors (same event, reason and message) are logged once per `interval`\nwith a count (\"suppressed\"); refused credentials once per source and interval, up to 3")
-	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", 0, "with --database-url, cache machine-token authentications for this `duration` (at most 1m;\n0: off). A revocation through another instance is refused here within it ("+cli.DurationHelp+")")
-	fs.DurationVar(&o.RevocationCacheTTL, "revocation-cache-ttl", 0, "with --database-url, answer admin-macaroon revocation checks from a snapshot up to this `duration` old\n(at most 1m; 0: off). A logout or revocation through another instance is refused here within it ("+cli.DurationHelp+")")
+	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", 0, "with --database-url, answer a machine token's authentication from memory for up to this\n`duration` (at most 1m; 0: off), only while database notifications flow: a revocation through\nanother instance evicts it as soon as notified ("+cli.DurationHelp+")")
+	fs.DurationVar(&o.RevocationCacheTTL, "revocation-cache-ttl", 0, "with --database-url, answer admin-macaroon revocation checks from memory: while database\nnotifications flow, from a snapshot kept until a revocation is notified; otherwise from one up to\nthis `duration` old (at most 1m; 0: off, every check asks the database) ("+cli.DurationHelp+")")
 	fs.DurationVar(&o.DatabaseTimeout, "database-timeout", 2*time.Second, "bound on each PostgreSQL call: past it the request fails with 503 ("+cli.DurationHelp+")")
 }

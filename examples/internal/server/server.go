@@ -314,6 +314,7 @@ func Start(ctx context.Context, o Options, log *slog.Logger) (_ *Server, err err
 		go s.syncLoop(runCtx)
 	}
 	go s.pruneLoop(runCtx)
+	s.startFollowing(runCtx)
 	log.Info("server started", "event", "server_started", "url", s.URL, "store", s.storeName(),
 		"max_conns", s.limiter.max, "max_conns_per_addr", s.limiter.perAddr)
 	return s, nil

@@ -204,6 +204,27 @@ func (s *Server) pruneLoop(ctx context.Context) {
 	}
 }
 
+// startFollowing runs, on PostgreSQL, the stores' Follow loops: the admin
+// listings of registration and sync tokens and the revocation snapshot are
+// then answered from memory and invalidated by database notifications (see
+// tokenpg and macaroonpg), until ctx ends.
+func (s *Server) startFollowing(ctx context.Context) {
+	var loops []func(context.Context) error
+	if f, ok := s.tokens.(interface{ Follow(context.Context) error }); ok {
+		loops = append(loops, f.Follow)
+	}
+	if s.mac.follow != nil {
+		loops = append(loops, s.mac.follow)
+	}
+	for _, follow := range loops {
+		go func() {
+			if err := follow(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("following database notifications stopped", "event", "follow_failed", "error", err.Error())
+			}
+		}()
+	}
+}
+
 // internalTokenPrefix names the unlimited registration tokens that earlier
 // versions of this server issued themselves at start-up for entitled
 // machines (and left behind when killed). Machines now register with
