@@ -24,6 +24,9 @@ func ExampleNewStore() {
 	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
+	// Listings from memory, kept fresh by database notifications, until
+	// ctx ends.
+	go store.Follow(ctx)
 	syncToken, _, err := store.IssueSync(ctx, token.Sync{Tier: "stable", Name: "mirror-eu"})
 	if err != nil {
 		log.Fatal(err)

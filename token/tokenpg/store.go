@@ -8,6 +8,7 @@
 //	db, err := sql.Open("pgx", url) // import _ "github.com/jackc/pgx/v5/stdlib"
 //	store, err := tokenpg.NewStore(db, token.WithLogger(logger))
 //	if err := store.Migrate(ctx); err != nil { ... }
+//	go store.Follow(ctx) // admin listings from memory (see below)
 //	mw, err := token.NewMiddleware(store, token.WithLogger(logger))
 //
 // # Faults
