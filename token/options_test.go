@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lpsec/lpsec/internal/optiontest"
 	"github.com/lpsec/lpsec/token/internal/core"
 )
 
@@ -15,7 +16,7 @@ import (
 // with ErrInvalidOption and an error naming the option, never ignored.
 func TestOptionMisuse(t *testing.T) {
 	store := mustMemory(t)
-	for _, tc := range []struct {
+	cases := []struct {
 		name string
 		err  func() error
 		want string
@@ -47,12 +48,19 @@ func TestOptionMisuse(t *testing.T) {
 			return err
 		}, "zero RegisterOption"},
 		{"nil_error_writer", func() error { _, err := NewMiddleware(store, WithErrorWriter(nil)); return err }, "WithErrorWriter: nil ErrorWriter"},
+		{"store_timeout_to_memory", func() error { _, err := NewMemoryStore(WithStoreTimeout(time.Second)); return err },
+			"WithStoreTimeout does not apply to NewMemoryStore"},
+		{"store_timeout_to_middleware", func() error { _, err := NewMiddleware(store, WithStoreTimeout(time.Second)); return err },
+			"WithStoreTimeout does not apply to NewMiddleware"},
 		{"error_writer_to_store", func() error {
 			_, err := NewMemoryStore(WithErrorWriter(func(http.ResponseWriter, *http.Request, int, string, string) {}))
 			return err
 		},
 			"WithErrorWriter does not apply to NewMemoryStore"},
-	} {
+	}
+	var msgs []string
+	for _, tc := range cases {
+		msgs = append(msgs, tc.want)
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.err()
 			if !errors.Is(err, ErrInvalidOption) {
@@ -63,6 +71,39 @@ func TestOptionMisuse(t *testing.T) {
 			}
 		})
 	}
+	// WithStoreTimeout's and WithAuthCache's own refusals (zero, negative,
+	// too long) are tested with tokenpg, the store they apply to.
+	optiontest.RequireEveryOption(t, "Option", msgs)
+}
+
+// TestRegisterOptionMisuse: a register option with a value that is not a
+// token is refused before anything is looked up, naming the option.
+func TestRegisterOptionMisuse(t *testing.T) {
+	store := mustMemory(t)
+	reg, _ := mustIssueRegistration(t, store, Registration{Tier: "t", Name: "n", Uses: 3})
+	var msgs []string
+	for _, tc := range []struct {
+		name string
+		opts []RegisterOption
+		want string
+	}{
+		{"empty_current_token", []RegisterOption{WithCurrentToken("")}, "WithCurrentToken: token: malformed token: length 0, want 36"},
+		{"short_current_token", []RegisterOption{WithCurrentToken("x")}, "WithCurrentToken: token: malformed token: length 1, want 36"},
+		{"empty_retry_key", []RegisterOption{WithRetryKey("")}, "WithRetryKey: token: malformed token: length 0, want 36"},
+		{"short_retry_key", []RegisterOption{WithRetryKey("short")}, "WithRetryKey: token: malformed token: length 5, want 36"},
+	} {
+		msgs = append(msgs, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := store.Register(context.Background(), reg, "m-"+tc.name, tc.opts...)
+			if !errors.Is(err, ErrMalformed) || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q (ErrMalformed)", err, tc.want)
+			}
+		})
+	}
+	if l, _ := store.ListRegistrations(context.Background()); len(l) != 1 || l[0].UsesLeft != 3 {
+		t.Fatalf("refused registrations took uses: %+v", l)
+	}
+	optiontest.RequireEveryOption(t, "RegisterOption", msgs)
 }
 
 // TestLimitsMatchCore: the documented limits are the ones enforced.
