@@ -166,14 +166,15 @@ func TestFollowAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	lostBefore := strings.Count(b.stderr.String(), `"event":"pgnotify_lost"`)
+	const tokenLost = `"event":"pgnotify_lost","channel":"lpsec_token_changed"`
+	lostBefore := strings.Count(b.stderr.String(), tokenLost)
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = 'lpsec-pgnotify'`).Scan(&n); err != nil || n < 2 {
 		t.Fatalf("closing the followers' connections: %d closed, %v; want 4 (two per server)", n, err)
 	}
 	deadline := time.Now().Add(bound)
-	for strings.Count(b.stderr.String(), `"event":"pgnotify_lost"`) == lostBefore {
+	for strings.Count(b.stderr.String(), tokenLost) == lostBefore {
 		if time.Now().After(deadline) {
 			t.Fatalf("B did not notice its notifications stop within %v:\n%s", bound, b.stderr)
 		}

@@ -14,7 +14,8 @@
 // open, and a transaction-pooling proxy (PgBouncer's pool_mode =
 // transaction) answers queries but drops the LISTEN. After every quiet
 // heartbeat the Follower therefore notifies itself and waits for that
-// notification to come back, and counts itself live only for two
+// notification to come back. It counts itself live only once its first
+// such notification has come back on a connection, and then only for two
 // heartbeats after the last notification it received, which bounds how
 // stale a copy can be whatever fails.
 package pgnotify
@@ -109,8 +110,12 @@ func (f *Follower) now() int64 { return int64(time.Since(f.base)) }
 // Current returns the generation and whether copies read under it may be
 // served now.
 func (f *Follower) Current() (gen uint64, live bool) {
-	gen = f.gen.Load()
+	// The lease first: renew moves the counters before it stores a new
+	// lease, so a reader that sees a lease granted after a gap also sees
+	// the counters moved by that gap, never a pre-gap generation with a
+	// post-gap lease.
 	l := f.lease.Load()
+	gen = f.gen.Load()
 	return gen, l != 0 && f.now() < l
 }
 
@@ -119,8 +124,8 @@ func (f *Follower) Current() (gen uint64, live bool) {
 // and whether it is live: for copies invalidated one by one from
 // notifications (OnNotification), which are good only within one session.
 func (f *Follower) Session() (id uint64, live bool) {
+	l := f.lease.Load() // first, as in Current
 	id = f.sessionID.Load()
-	l := f.lease.Load()
 	return id, l != 0 && f.now() < l
 }
 
@@ -169,14 +174,12 @@ func (f *Follower) Run(ctx context.Context, db *sql.DB) error {
 
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
-	var cfg *pgx.ConnConfig
 	for {
-		var err error
-		if cfg == nil {
-			cfg, err = connConfig(ctx, db, f.heartbeat)
-			if errors.Is(err, ErrNotPgx) {
-				return err
-			}
+		// The settings are copied again for every connection, so that
+		// rotated credentials and the driver's connect hooks apply.
+		cfg, err := connConfig(ctx, db, f.heartbeat)
+		if errors.Is(err, ErrNotPgx) {
+			return err
 		}
 		live := false
 		if err == nil {
@@ -188,7 +191,10 @@ func (f *Follower) Run(ctx context.Context, db *sql.DB) error {
 		if live {
 			backoff = minBackoff
 		}
-		f.log.LogAttrs(ctx, slog.LevelWarn, "database notifications lost; reading from the database until they are back",
+		// The channel is in the message too: log de-duplication (the
+		// example server's ratelog) keys on the message, and two
+		// channels failing are two facts.
+		f.log.LogAttrs(ctx, slog.LevelWarn, "database notifications on "+f.channel+" lost; reading from the database until they are back",
 			slog.String("event", "pgnotify_lost"), slog.String("channel", f.channel),
 			slog.String("error", err.Error()), slog.Duration("retry_in", backoff))
 		t := time.NewTimer(backoff)
@@ -233,7 +239,11 @@ func connConfig(ctx context.Context, db *sql.DB, timeout time.Duration) (*pgx.Co
 }
 
 // session runs one connection until it fails or ctx is done. live says
-// whether it got as far as listening.
+// whether delivery was ever proven on it. The connection counts as live
+// only once a notification it sent itself has come back: a connection
+// that merely accepted LISTEN proves nothing (a transaction-pooling proxy
+// accepts it and then delivers nothing), and until then no notification
+// renews the lease.
 func (f *Follower) session(ctx context.Context, cfg *pgx.ConnConfig) (live bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*f.heartbeat)
 	conn, err := pgx.ConnectConfig(cctx, cfg)
@@ -257,11 +267,18 @@ func (f *Follower) session(ctx context.Context, cfg *pgx.ConnConfig) (live bool,
 	if f.afterListen != nil {
 		f.afterListen(conn)
 	}
-	f.renew()
-	f.log.LogAttrs(ctx, slog.LevelInfo, "following database notifications",
-		slog.String("event", "pgnotify_live"), slog.String("channel", f.channel))
-	f.event("live")
-	pending := "" // the heartbeat notification awaited, if any
+	// beat sends the heartbeat awaited next.
+	pending := ""
+	beat := func() error {
+		pending = heartbeatPrefix + rand.Text()
+		pctx, cancel := context.WithTimeout(ctx, f.heartbeat)
+		defer cancel()
+		_, err := conn.Exec(pctx, "SELECT pg_notify($1, $2)", f.channel, pending)
+		return err
+	}
+	if err := beat(); err != nil {
+		return false, err
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, f.heartbeat)
 		n, err := conn.WaitForNotification(wctx)
@@ -270,6 +287,13 @@ func (f *Follower) session(ctx context.Context, cfg *pgx.ConnConfig) (live bool,
 		case err == nil && n != nil && pending != "" && n.Payload == pending:
 			pending = ""
 			f.renew()
+			if !live {
+				live = true
+				f.log.LogAttrs(ctx, slog.LevelInfo, "following database notifications",
+					slog.String("event", "pgnotify_live"), slog.String("channel", f.channel))
+				f.event("live")
+				continue
+			}
 			f.event("heartbeat")
 			continue
 		case err == nil && n != nil && strings.HasPrefix(n.Payload, heartbeatPrefix):
@@ -278,27 +302,24 @@ func (f *Follower) session(ctx context.Context, cfg *pgx.ConnConfig) (live bool,
 			if f.route == nil || f.route(n.Payload) {
 				f.gen.Add(1)
 			}
-			f.renew()
+			if live {
+				f.renew()
+			}
 			f.event("notified:" + n.Payload)
 			continue
 		case err == nil:
-			return true, errors.New("pgnotify: notification lost by the driver")
+			return live, errors.New("pgnotify: notification lost by the driver")
 		case ctx.Err() != nil:
-			return true, ctx.Err()
+			return live, ctx.Err()
 		case !errors.Is(err, context.DeadlineExceeded):
-			return true, err
+			return live, err
 		}
 		if pending != "" {
-			return true, fmt.Errorf("pgnotify: own heartbeat notification not delivered within %v: notifications are not reaching this connection", f.heartbeat)
+			return live, fmt.Errorf("pgnotify: own heartbeat notification not delivered within %v: notifications are not reaching this connection", f.heartbeat)
 		}
-		// A quiet heartbeat: prove that notifications still arrive by
-		// sending one to ourselves.
-		pending = heartbeatPrefix + rand.Text()
-		pctx, cancel := context.WithTimeout(ctx, f.heartbeat)
-		_, err = conn.Exec(pctx, "SELECT pg_notify($1, $2)", f.channel, pending)
-		cancel()
-		if err != nil {
-			return true, err
+		// A quiet heartbeat: prove that notifications still arrive.
+		if err := beat(); err != nil {
+			return live, err
 		}
 	}
 }

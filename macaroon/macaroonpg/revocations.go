@@ -176,6 +176,14 @@ func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) err
 		kind, key, before = "all", "", ceilMicro(r.Before)
 	}
 	now := s.p.Now()
+	// Dropped even when the statement fails: an error (a deadline after
+	// COMMIT) does not prove that nothing was committed.
+	defer func() {
+		s.follower.Changed()
+		s.mu.Lock()
+		s.snap = nil // this instance reloads at its next check
+		s.mu.Unlock()
+	}()
 	_, err := s.db.ExecContext(ctx, `WITH purge AS (DELETE FROM `+revocationTable+` WHERE expires <= $5)
 		INSERT INTO `+revocationTable+` AS t (kind, key, before, expires) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (kind, key) DO UPDATE SET before = GREATEST(t.before, EXCLUDED.before), expires = GREATEST(t.expires, EXCLUDED.expires)`,
@@ -183,10 +191,6 @@ func (s *RevocationStore) Revoke(ctx context.Context, r macaroon.Revocation) err
 	if err != nil {
 		return s.unavailable(ctx, "revoke", err)
 	}
-	s.follower.Changed()
-	s.mu.Lock()
-	s.snap = nil // this instance reloads at its next check
-	s.mu.Unlock()
 	return nil
 }
 

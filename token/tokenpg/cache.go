@@ -79,6 +79,19 @@ func (c *authCache) evict(d core.Digest) {
 	delete(c.m, d)
 }
 
+// evictMachine forgets the records of one machine name (a release whose
+// outcome is unknown); it scans at most size records.
+func (c *authCache) evictMachine(machine string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for d, e := range c.m {
+		if e.m.Machine == machine {
+			delete(c.m, d)
+		}
+	}
+}
+
 // clear forgets every record (the machine table was truncated).
 func (c *authCache) clear() {
 	c.mu.Lock()

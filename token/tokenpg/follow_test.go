@@ -19,7 +19,7 @@ import (
 // and the payload, "heartbeat", "lost"); Follow ends with the test.
 func following(t *testing.T, s *Store) <-chan string {
 	t.Helper()
-	events := make(chan string, 1024)
+	events := make(chan string, 1<<16)
 	s.follower.Observe(func(e string) { events <- e })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -311,7 +311,7 @@ func (noPgxConn) Begin() (driver.Tx, error)           { return nil, errors.New("
 // another instance is refused here as soon as the notification arrives,
 // long before the cache's ttl (the clock does not move at all here).
 func TestFollowEvictsAuthCache(t *testing.T) {
-	for _, how := range []string{"revoke", "release", "rotate", "expire", "delete", "truncate"} {
+	for _, how := range []string{"revoke", "release", "rotate", "expire", "delete", "truncate", "retier"} {
 		t.Run(how, func(t *testing.T) {
 			a, b, _, mtok, reg := cachedPairReg(t, 10)
 			events := following(t, a)
@@ -340,12 +340,22 @@ func TestFollowEvictsAuthCache(t *testing.T) {
 			case "truncate":
 				_, err = b.db.Exec(`TRUNCATE lpsec_token_machine`)
 				want = token.ErrUnknown
+			case "retier": // by hand: an authorization attribute changed
+				_, err = b.db.Exec(`UPDATE lpsec_token_machine SET tier = 'other' WHERE machine = 'm'`)
+				want = nil
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			caughtUp(t, b.db, events)
-			if _, err := a.AuthenticateMachine(ctx, mtok); !errors.Is(err, want) {
+			got, err := a.AuthenticateMachine(ctx, mtok)
+			if want == nil {
+				if err != nil || got.Tier != "other" {
+					t.Fatalf("after a tier edit, notified: %+v, %v; want tier other", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, want) {
 				t.Fatalf("after %s on another instance, notified: err = %v; want %v", how, err, want)
 			}
 		})

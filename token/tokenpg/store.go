@@ -54,9 +54,12 @@
 // commit and normally within a millisecond. Two columns are not notified,
 // because they change with every registration and sync and a NOTIFY
 // serialises commits: UsesLeft and LastUsed changed elsewhere are listed
-// within a second. If the notifications stop (the connection breaks, or
-// the server stops answering its ping for two heartbeats, 2 s), the
-// listings are read from the database again until Follow is back.
+// within a second. Follow proves delivery by notifying itself every quiet
+// second and counts as live only once such a notification has come back,
+// and for two seconds after the last one received; if notifications stop
+// (the connection breaks, the server or network goes silent, a proxy
+// drops LISTEN), the listings are read from the database again within
+// those two seconds, until Follow is back.
 // Authentication never reads these copies.
 //
 // Follow also tightens token.WithAuthCache: a machine token revoked,
@@ -273,17 +276,23 @@ var migrations = [][]string{
 			EXECUTE FUNCTION lpsec_token_notify()`,
 		`CREATE TRIGGER lpsec_token_sync_truncated AFTER TRUNCATE
 			ON lpsec_token_sync FOR EACH STATEMENT EXECUTE FUNCTION lpsec_token_notify()`,
-		// A machine token that stops authenticating (revoked, released,
-		// replaced, its expiry moved, or a live row deleted) is notified
-		// by its ID, for the authentication cache.
+		// A machine token whose authentication may answer differently
+		// (revoked, released, replaced, its expiry, tier or another column
+		// edited, or a live row deleted) is notified by its ID, for the
+		// authentication cache.
 		`CREATE FUNCTION lpsec_token_machine_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			PERFORM pg_notify('` + changesChannel + `', '` + machinePayload + `' || encode(OLD.id, 'hex'));
 			RETURN NULL;
 		END $$`,
-		`CREATE TRIGGER lpsec_token_machine_changed AFTER UPDATE OF revoked, valid_until
+		// Every column AuthenticateMachine checks or returns, except
+		// last_seen (written by authentication itself); a new such
+		// column must be added here.
+		`CREATE TRIGGER lpsec_token_machine_changed
+			AFTER UPDATE OF id, machine, tier, registration, created, valid_until, revoked, issuer, external_ref
 			ON lpsec_token_machine FOR EACH ROW
-			WHEN (OLD.revoked IS DISTINCT FROM NEW.revoked OR OLD.valid_until IS DISTINCT FROM NEW.valid_until)
+			WHEN ((OLD.id, OLD.machine, OLD.tier, OLD.registration, OLD.created, OLD.valid_until, OLD.revoked, OLD.issuer, OLD.external_ref)
+				IS DISTINCT FROM (NEW.id, NEW.machine, NEW.tier, NEW.registration, NEW.created, NEW.valid_until, NEW.revoked, NEW.issuer, NEW.external_ref))
 			EXECUTE FUNCTION lpsec_token_machine_notify()`,
 		`CREATE TRIGGER lpsec_token_machine_deleted AFTER DELETE
 			ON lpsec_token_machine FOR EACH ROW WHEN (NOT OLD.revoked)
@@ -653,6 +662,9 @@ func (s *Store) registerTx(ctx context.Context, in insert, now time.Time) (strin
 		return "", token.Machine{}, s.insertFailed(ctx, in, err)
 	}
 	if err := tx.Commit(); err != nil {
+		if live != nil {
+			s.evict(live.ID) // a failed COMMIT may still have committed
+		}
 		return "", token.Machine{}, s.logUnavailable(ctx, "register: commit", err)
 	}
 	if live != nil {
@@ -713,6 +725,9 @@ func (s *Store) ReleaseMachine(ctx context.Context, machine string) error {
 		return fmt.Errorf("%w: machine name has no live machine token", token.ErrUnknown)
 	}
 	if err != nil {
+		if s.cache != nil {
+			s.cache.evictMachine(machine) // the UPDATE may have committed
+		}
 		return s.logUnavailable(ctx, "release machine", err)
 	}
 	var d core.Digest
@@ -949,6 +964,7 @@ func (s *Store) RevokeMachine(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer s.evict(d) // also when an error hides whether the UPDATE committed
 	res, err := s.db.ExecContext(ctx, `UPDATE lpsec_token_machine
 		SET revoked = true, revoked_at = coalesce(revoked_at, $2) WHERE id = $1`, d[:], s.cfg.Clock())
 	if err != nil {
@@ -961,7 +977,6 @@ func (s *Store) RevokeMachine(ctx context.Context, id string) error {
 	if n == 0 {
 		return fmt.Errorf("%w: no machine token with this ID", token.ErrUnknown)
 	}
-	s.evict(d)
 	core.LogRevoked(ctx, s.cfg.Log, "machine", d)
 	return nil
 }
