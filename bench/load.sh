@@ -29,7 +29,7 @@
 #     --token-cache-ttl 1s), admin 0.26x (0.46-0.47x with --revocation-cache-ttl 1s)
 #   PostgreSQL, following notifications (this version):
 #     both caches 0 (the server's defaults):            patch list 0.48x, admin 0.47x
-#     this script's defaults (1m, 1s), three runs:       patch list 0.89x, admin 0.71-0.76x
+#     this script's defaults (1m, 1s), six runs:         patch list 0.89-0.93x, admin 0.71-0.76x
 # Needs wrk, curl, python3, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
