@@ -29,7 +29,6 @@ import (
 	"log/slog"
 	"maps"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +59,6 @@ type Follower struct {
 	sessionID atomic.Uint64 // moves whenever delivery may have had a gap
 	lease     atomic.Int64  // nanoseconds since base until which copies are trusted; 0: not live
 
-	runMu   sync.Mutex
 	running atomic.Bool
 
 	// route, when set, sees each payload and says whether the copies are
@@ -160,13 +158,9 @@ func (f *Follower) lost() {
 // opened with the settings of db's connections and outside db's pool. Only
 // one Run at a time per Follower.
 func (f *Follower) Run(ctx context.Context, db *sql.DB) error {
-	f.runMu.Lock()
-	if f.running.Load() {
-		f.runMu.Unlock()
+	if !f.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("pgnotify: Follower of %q is already running", f.channel)
 	}
-	f.running.Store(true)
-	f.runMu.Unlock()
 	defer func() {
 		f.lost()
 		f.running.Store(false)

@@ -1,4 +1,4 @@
-package pgnotify
+package pgnotify_test
 
 import (
 	"context"
@@ -11,45 +11,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lpsec/lpsec/internal/pgnotify"
+	"github.com/lpsec/lpsec/internal/pgnotify/pgnotifytest"
 	"github.com/lpsec/lpsec/internal/pgtest"
 )
 
 const channel = "lpsec_test_channel"
 
-// follow starts f.Run on db and returns a channel of f's events; Run ends
-// with the test.
-func follow(t *testing.T, f *Follower, db *sql.DB) <-chan string {
+// follow starts f.Run on db and returns f's events; Run ends with the test.
+func follow(t *testing.T, f *pgnotify.Follower, db *sql.DB) <-chan string {
 	t.Helper()
-	events := make(chan string, 1<<16)
-	f.Observe(func(e string) { events <- e })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, db) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Run returned %v, want context.Canceled", err)
-		}
-	})
-	return events
+	return pgnotifytest.Start(t, f, func(ctx context.Context) error { return f.Run(ctx, db) })
 }
 
-// await returns when event arrives, skipping others; it fails the test
-// after a generous bound rather than hang.
-func await(t *testing.T, events <-chan string, want string) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case e := <-events:
-			if e == want {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %q event within 20s", want)
-		}
-	}
-}
+var await = pgnotifytest.Await
 
 func notify(t *testing.T, db *sql.DB) {
 	t.Helper()
@@ -60,7 +35,7 @@ func notify(t *testing.T, db *sql.DB) {
 
 func TestFollowerNotificationsAndLocalChanges(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
+	f := pgnotify.New(channel, 0, nil)
 	if _, live := f.Current(); live {
 		t.Fatal("live before Run")
 	}
@@ -94,8 +69,8 @@ func TestFollowerNotificationsAndLocalChanges(t *testing.T) {
 
 func TestCachedServesUntilChanged(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
-	c := NewCached[int](f, 0)
+	f := pgnotify.New(channel, 0, nil)
+	c := pgnotify.NewCached[int](f, 0)
 	var fills atomic.Int64
 	fill := func() (int, error) { return int(fills.Add(1)), nil }
 	get := func() int {
@@ -148,18 +123,16 @@ func TestCachedServesUntilChanged(t *testing.T) {
 // once, and the Follower comes back by itself under a new generation.
 func TestFollowerReconnects(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
-	c := NewCached[int](f, 0)
+	f := pgnotify.New(channel, 0, nil)
+	c := pgnotify.NewCached[int](f, 0)
 	events := follow(t, f, db)
 	await(t, events, "live")
 	g0, _ := f.Current()
 	if _, err := c.Get(func() (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'lpsec-pgnotify'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("terminating the listener: %d backends, %v", n, err)
+	if n := pgnotifytest.TerminateFollowers(t, db); n != 1 {
+		t.Fatalf("terminated %d follower connections, want 1", n)
 	}
 	await(t, events, "lost")
 	if _, live := f.Current(); live {
@@ -188,7 +161,7 @@ func TestFollowerFrozenServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := New(channel, 100*time.Millisecond, nil)
+	f := pgnotify.New(channel, 100*time.Millisecond, nil)
 	events := follow(t, f, db)
 	await(t, events, "live")
 	await(t, events, "heartbeat") // the ping path works on a healthy server
@@ -207,17 +180,17 @@ func TestFollowerFrozenServer(t *testing.T) {
 // The lease alone (no event) stops copies being served: a Follower whose
 // last sign of life is two heartbeats old is not live.
 func TestLeaseLapses(t *testing.T) {
-	f := New(channel, time.Hour, nil)
-	f.renew()
+	f := pgnotify.New(channel, time.Hour, nil)
+	pgnotify.Renew(f)
 	g0, live := f.Current()
 	if !live {
 		t.Fatal("not live after renew")
 	}
-	f.base = f.base.Add(-2 * time.Hour) // two heartbeats have passed
+	pgnotify.Age(f, 2*time.Hour) // two heartbeats have passed
 	if _, live := f.Current(); live {
 		t.Fatal("live after the lease ran out")
 	}
-	f.renew()
+	pgnotify.Renew(f)
 	if g1, live := f.Current(); !live || g1 == g0 {
 		t.Fatalf("renewing a lapsed lease: gen %d -> %d, live %v; want a new generation", g0, g1, live)
 	}
@@ -226,18 +199,18 @@ func TestLeaseLapses(t *testing.T) {
 func TestRunRefusesOtherDrivers(t *testing.T) {
 	db := sql.OpenDB(fakeConnector{})
 	defer db.Close()
-	err := New(channel, 0, nil).Run(context.Background(), db)
-	if !errors.Is(err, ErrNotPgx) {
-		t.Fatalf("Run on another driver: %v, want ErrNotPgx", err)
+	err := pgnotify.New(channel, 0, nil).Run(context.Background(), db)
+	if !errors.Is(err, pgnotify.ErrNotPgx) {
+		t.Fatalf("Run on another driver: %v, want pgnotify.ErrNotPgx", err)
 	}
 }
 
 func TestRunOnce(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
+	f := pgnotify.New(channel, 0, nil)
 	events := follow(t, f, db)
 	await(t, events, "live")
-	if err := f.Run(context.Background(), db); err == nil || errors.Is(err, ErrNotPgx) {
+	if err := f.Run(context.Background(), db); err == nil || errors.Is(err, pgnotify.ErrNotPgx) {
 		t.Fatalf("second Run: %v, want an already-running error", err)
 	}
 }
@@ -256,25 +229,25 @@ func (fakeConn) Begin() (driver.Tx, error)           { return nil, errors.New("f
 // A value with a maximum age is read again once it is that old, even
 // with nothing notified.
 func TestCachedMaxAge(t *testing.T) {
-	f := New(channel, time.Hour, nil)
-	f.renew()
-	c := NewCached[int](f, time.Minute)
+	f := pgnotify.New(channel, time.Hour, nil)
+	pgnotify.Renew(f)
+	c := pgnotify.NewCached[int](f, time.Minute)
 	n := 0
 	fill := func() (int, error) { n++; return n, nil }
 	if a, b := mustGet(t, c, fill), mustGet(t, c, fill); a != 1 || b != 1 {
 		t.Fatalf("got %d, %d; want 1, 1", a, b)
 	}
-	f.base = f.base.Add(-59 * time.Second)
+	pgnotify.Age(f, 59*time.Second)
 	if a := mustGet(t, c, fill); a != 1 {
 		t.Fatalf("at 59s: got %d, want the kept 1", a)
 	}
-	f.base = f.base.Add(-time.Second)
+	pgnotify.Age(f, time.Second)
 	if a := mustGet(t, c, fill); a != 2 {
 		t.Fatalf("at 60s: got %d, want a fresh read 2", a)
 	}
 }
 
-func mustGet(t *testing.T, c *Cached[int], fill func() (int, error)) int {
+func mustGet(t *testing.T, c *pgnotify.Cached[int], fill func() (int, error)) int {
 	t.Helper()
 	v, err := c.Get(fill)
 	if err != nil {
@@ -289,13 +262,13 @@ func mustGet(t *testing.T, c *Cached[int], fill func() (int, error)) int {
 // Follower keeps trying, and nothing is served from memory meanwhile.
 func TestFollowerDeafConnection(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 100*time.Millisecond, nil)
-	f.afterListen = func(c *pgx.Conn) {
+	f := pgnotify.New(channel, 100*time.Millisecond, nil)
+	pgnotify.SetAfterListen(f, func(c *pgx.Conn) {
 		if _, err := c.Exec(context.Background(), "UNLISTEN *"); err != nil {
 			t.Errorf("UNLISTEN: %v", err)
 		}
-	}
-	c := NewCached[int](f, 0)
+	})
+	c := pgnotify.NewCached[int](f, 0)
 	fills := 0
 	fill := func() (int, error) { fills++; return fills, nil }
 	events := follow(t, f, db)
@@ -325,13 +298,13 @@ func TestFollowerDeafConnection(t *testing.T) {
 // proof of this Follower's own delivery.
 func TestFollowerIgnoresOtherHeartbeats(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
+	f := pgnotify.New(channel, 0, nil)
 	routed := make(chan string, 16)
 	f.OnNotification(func(p string) bool { routed <- p; return true })
 	events := follow(t, f, db)
 	await(t, events, "live")
 	g0, _ := f.Current()
-	if _, err := db.Exec(`SELECT pg_notify($1, $2)`, channel, heartbeatPrefix+"someone-else"); err != nil {
+	if _, err := db.Exec(`SELECT pg_notify($1, $2)`, channel, pgnotify.HeartbeatPrefix+"someone-else"); err != nil {
 		t.Fatal(err)
 	}
 	notify(t, db)
@@ -348,7 +321,7 @@ func TestFollowerIgnoresOtherHeartbeats(t *testing.T) {
 // Follower's heartbeat (none is pending).
 func TestFollowerEmptyPayload(t *testing.T) {
 	db := pgtest.Open(t)
-	f := New(channel, 0, nil)
+	f := pgnotify.New(channel, 0, nil)
 	events := follow(t, f, db)
 	await(t, events, "live")
 	g0, _ := f.Current()

@@ -3,84 +3,39 @@ package macaroonpg
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lpsec/lpsec/internal/pgnotify/pgnotifytest"
 	"github.com/lpsec/lpsec/internal/pgtest"
 	lpmac "github.com/lpsec/lpsec/macaroon"
 )
 
-// follow starts s.Follow, waits until it is live and returns its events
-// ("live", "notified:" and the payload, "heartbeat", "lost").
+// follow starts s.Follow, waits until it is live and returns its events;
+// Follow ends with the test.
 func follow(t *testing.T, s *RevocationStore) <-chan string {
 	t.Helper()
-	events := make(chan string, 1<<16)
-	s.follower.Observe(func(e string) { events <- e })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Follow(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Follow returned %v, want context.Canceled", err)
-		}
-	})
-	awaitEvent(t, events, "live")
+	events := pgnotifytest.Start(t, s.follower, s.Follow)
+	pgnotifytest.Await(t, events, "live")
 	return events
 }
 
-func awaitEvent(t *testing.T, events <-chan string, want string) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case e := <-events:
-			if e == want {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %q event within 20s", want)
-		}
-	}
-}
-
-var marker atomic.Int64
+var awaitEvent = pgnotifytest.Await
 
 // caughtUp returns once the follower has seen every change committed
-// before the call (notifications arrive in commit order).
+// before the call.
 func caughtUp(t *testing.T, db *sql.DB, events <-chan string) {
 	t.Helper()
-	m := fmt.Sprintf("marker-%d", marker.Add(1))
-	if _, err := db.Exec(`SELECT pg_notify($1, $2)`, revocationsChannel, m); err != nil {
-		t.Fatal(err)
-	}
-	awaitEvent(t, events, "notified:"+m)
+	pgnotifytest.CaughtUp(t, db, revocationsChannel, events)
 }
 
 // quietRevoke records a revocation of id that notifies nobody.
 func quietRevoke(t *testing.T, db *sql.DB, id string) {
 	t.Helper()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
-		`ALTER TABLE ` + revocationTable + ` DISABLE TRIGGER USER`,
-		`INSERT INTO ` + revocationTable + ` (kind, key, expires) VALUES ('id', '` + id + `', now() + interval '1 hour')`,
-		`ALTER TABLE ` + revocationTable + ` ENABLE TRIGGER USER`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	pgnotifytest.Quietly(t, db, revocationTable,
+		`INSERT INTO `+revocationTable+` (kind, key, expires) VALUES ('id', '`+id+`', now() + interval '1 hour')`)
 }
 
 // Two instances on one database, a caching (WithCacheTTL, its clock held
@@ -141,10 +96,8 @@ func TestRevocationPostgresFollow(t *testing.T) {
 	}
 
 	// Notifications stop: the CacheTTL rule again, from the last load.
-	var n int
-	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'lpsec-pgnotify'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("terminating the listener: %d backends, %v", n, err)
+	if n := pgnotifytest.TerminateFollowers(t, db); n != 1 {
+		t.Fatalf("terminated %d follower connections, want 1", n)
 	}
 	awaitEvent(t, events, "lost")
 	// (Within CacheTTL a may now answer from its last snapshot or, if it

@@ -202,7 +202,8 @@ func (s *RevocationStore) Revoked(ctx context.Context, id, user string, issued t
 	ctx, cancel := context.WithTimeout(ctx, s.p.StoreTimeout)
 	defer cancel()
 	now := s.p.Now()
-	if gen, live := s.follower.Current(); s.p.CacheTTL > 0 {
+	if s.p.CacheTTL > 0 {
+		gen, live := s.follower.Current()
 		snap, err := s.snapshot(ctx, now, gen, live)
 		if err != nil {
 			return false, err

@@ -5,87 +5,29 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
-	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/lpsec/lpsec/internal/pgnotify/pgnotifytest"
 	"github.com/lpsec/lpsec/internal/pgtest"
 	"github.com/lpsec/lpsec/token"
 )
 
-// following starts s.Follow and returns its events ("live", "notified:"
-// and the payload, "heartbeat", "lost"); Follow ends with the test.
+// following starts s.Follow, waits until it is live and returns its
+// events; Follow ends with the test.
 func following(t *testing.T, s *Store) <-chan string {
 	t.Helper()
-	events := make(chan string, 1<<16)
-	s.follower.Observe(func(e string) { events <- e })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Follow(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Follow returned %v, want context.Canceled", err)
-		}
-	})
-	awaitEvent(t, events, "live")
+	events := pgnotifytest.Start(t, s.follower, s.Follow)
+	pgnotifytest.Await(t, events, "live")
 	return events
 }
 
-func awaitEvent(t *testing.T, events <-chan string, want string) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case e := <-events:
-			if e == want {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %q event within 20s", want)
-		}
-	}
-}
-
-var marker atomic.Int64
+var awaitEvent = pgnotifytest.Await
 
 // caughtUp returns once the follower has seen every change committed
-// before it was called: notifications arrive in commit order, so it sends
-// one of its own (a payload the store ignores) and waits for that.
-func caughtUp(t *testing.T, db *sql.DB, events <-chan string) {
+// before the call, with the notifications it saw meanwhile.
+func caughtUp(t *testing.T, db *sql.DB, events <-chan string) []string {
 	t.Helper()
-	m := fmt.Sprintf("marker-%d", marker.Add(1))
-	if _, err := db.Exec(`SELECT pg_notify($1, $2)`, changesChannel, m); err != nil {
-		t.Fatal(err)
-	}
-	awaitEvent(t, events, "notified:"+m)
-}
-
-// caughtUpSeeing is caughtUp, returning the notifications seen before the
-// marker.
-func caughtUpSeeing(t *testing.T, db *sql.DB, events <-chan string) []string {
-	t.Helper()
-	m := fmt.Sprintf("marker-%d", marker.Add(1))
-	if _, err := db.Exec(`SELECT pg_notify($1, $2)`, changesChannel, m); err != nil {
-		t.Fatal(err)
-	}
-	var seen []string
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case e := <-events:
-			if e == "notified:"+m {
-				return seen
-			}
-			if strings.HasPrefix(e, "notified:") {
-				seen = append(seen, e)
-			}
-		case <-deadline:
-			t.Fatalf("marker %s not notified within 20s", m)
-		}
-	}
+	return pgnotifytest.CaughtUp(t, db, changesChannel, events)
 }
 
 func names[T any](l []T, name func(T) string) []string {
@@ -152,7 +94,7 @@ func TestFollowKeepsListingsFresh(t *testing.T) {
 	if _, _, err := b.Register(ctx, regTok, "m1"); err != nil {
 		t.Fatal(err)
 	}
-	if seen := caughtUpSeeing(t, db, events); len(seen) != 0 {
+	if seen := caughtUp(t, db, events); len(seen) != 0 {
 		t.Fatalf("a registration notified %v; it must notify nothing", seen)
 	}
 	l, err := a.ListRegistrations(ctx)
@@ -188,20 +130,12 @@ func TestFollowKeepsListingsFresh(t *testing.T) {
 	if got := regNames(t, a); !equal(got, []string{"by-a", "by-b"}) { // the copy, read again after the sync's notification
 		t.Fatalf("a lists %v", got)
 	}
-	if _, err := db.Exec(`ALTER TABLE lpsec_token_registration DISABLE TRIGGER USER`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`UPDATE lpsec_token_registration SET name = 'renamed' WHERE name = 'by-a'`); err != nil {
-		t.Fatal(err)
-	}
+	quietRename(t, db, "by-a", "renamed")
 	if got := regNames(t, a); !equal(got, []string{"by-a", "by-b"}) {
 		t.Fatalf("a lists %v; want its copy, untouched by an unnotified change", got)
 	}
 	if got := regNames(t, b); !equal(got, []string{"renamed", "by-b"}) {
 		t.Fatalf("b (not following) lists %v; want the table", got)
-	}
-	if _, err := db.Exec(`ALTER TABLE lpsec_token_registration ENABLE TRIGGER USER`); err != nil {
-		t.Fatal(err)
 	}
 	// A hand edit in psql with the triggers on is notified like any other.
 	if _, err := db.Exec(`UPDATE lpsec_token_registration SET name = 'by-hand' WHERE name = 'by-b'`); err != nil {
@@ -233,10 +167,8 @@ func TestFollowFallsBackWhenNotificationsStop(t *testing.T) {
 	if got := regNames(t, a); !equal(got, []string{"one"}) {
 		t.Fatalf("lists %v", got)
 	}
-	var n int
-	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'lpsec-pgnotify'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("terminating the listener: %d backends, %v", n, err)
+	if n := pgnotifytest.TerminateFollowers(t, db); n != 1 {
+		t.Fatalf("terminated %d follower connections, want 1", n)
 	}
 	awaitEvent(t, events, "lost")
 	quietRename(t, db, "one", "two")
@@ -252,23 +184,8 @@ func TestFollowFallsBackWhenNotificationsStop(t *testing.T) {
 // quietRename changes a registration's name without notifying anyone.
 func quietRename(t *testing.T, db *sql.DB, from, to string) {
 	t.Helper()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
-		`ALTER TABLE lpsec_token_registration DISABLE TRIGGER USER`,
-		`UPDATE lpsec_token_registration SET name = '` + to + `' WHERE name = '` + from + `'`,
-		`ALTER TABLE lpsec_token_registration ENABLE TRIGGER USER`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	pgnotifytest.Quietly(t, db, "lpsec_token_registration",
+		`UPDATE lpsec_token_registration SET name = '`+to+`' WHERE name = '`+from+`'`)
 }
 
 // The conformance suite with Follow running on every instance: the
@@ -400,10 +317,8 @@ func TestFollowAuthCacheOnlyWhileLive(t *testing.T) {
 	if _, err := a.AuthenticateMachine(ctx, mtok); err != nil {
 		t.Fatalf("live, cached: %v (the cache should answer: nothing was notified)", err)
 	}
-	var n int
-	if err := b.db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'lpsec-pgnotify'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("terminating the listener: %d backends, %v", n, err)
+	if n := pgnotifytest.TerminateFollowers(t, b.db); n != 1 {
+		t.Fatalf("terminated %d follower connections, want 1", n)
 	}
 	awaitEvent(t, events, "lost")
 	if _, err := a.AuthenticateMachine(ctx, mtok); !errors.Is(err, token.ErrRevoked) {
@@ -418,21 +333,6 @@ func TestFollowAuthCacheOnlyWhileLive(t *testing.T) {
 // quietRevokeMachine revokes machine's live token without notifying anyone.
 func quietRevokeMachine(t *testing.T, db *sql.DB, machine string) {
 	t.Helper()
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
-		`ALTER TABLE lpsec_token_machine DISABLE TRIGGER USER`,
-		`UPDATE lpsec_token_machine SET revoked = true, revoked_at = now() WHERE machine = '` + machine + `' AND NOT revoked`,
-		`ALTER TABLE lpsec_token_machine ENABLE TRIGGER USER`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	pgnotifytest.Quietly(t, db, "lpsec_token_machine",
+		`UPDATE lpsec_token_machine SET revoked = true, revoked_at = now() WHERE machine = '`+machine+`' AND NOT revoked`)
 }
