@@ -316,3 +316,32 @@ func (c *Cluster) signal(pid int, sig syscall.Signal) {
 		c.t.Fatalf("pgtest: kill %d %v: %v", pid, sig, err)
 	}
 }
+
+// Bounded runs call with a context that has no deadline of its own, so
+// that only the code under test can end it (a store timeout, with the
+// cluster frozen), and fails t if it has not returned within
+// bound+margin; a call still waiting then is left to the cluster's thaw in
+// cleanup. It returns the call's error and duration.
+func Bounded(t testing.TB, what string, bound, margin time.Duration, call func(context.Context) error) (time.Duration, error) {
+	t.Helper()
+	type result struct {
+		err error
+		d   time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		err := call(context.Background())
+		done <- result{err, time.Since(start)}
+	}()
+	select {
+	case r := <-done:
+		if r.d > bound+margin {
+			t.Errorf("%s took %v with the database frozen; bound %v + margin %v", what, r.d, bound, margin)
+		}
+		return r.d, r.err
+	case <-time.After(bound + margin):
+		t.Fatalf("%s still waiting after %v with the database frozen: the store timeout did not interrupt it", what, bound+margin)
+		return 0, nil
+	}
+}

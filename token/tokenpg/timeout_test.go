@@ -21,32 +21,10 @@ const (
 	frozenMargin = 2 * time.Second
 )
 
-// bounded runs call with a context that has no deadline of its own, so only
-// the store's timeout can end it, and fails the test if it has not
-// returned within frozenBound+frozenMargin (the call is then left to the
-// cluster's thaw in cleanup). It returns the call's error and duration.
+// bounded is pgtest.Bounded with this file's bound and margin.
 func bounded(t *testing.T, what string, call func(context.Context) error) (time.Duration, error) {
 	t.Helper()
-	type result struct {
-		err error
-		d   time.Duration
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		err := call(context.Background())
-		done <- result{err, time.Since(start)}
-	}()
-	select {
-	case r := <-done:
-		if r.d > frozenBound+frozenMargin {
-			t.Errorf("%s took %v with the database frozen; bound %v + margin %v", what, r.d, frozenBound, frozenMargin)
-		}
-		return r.d, r.err
-	case <-time.After(frozenBound + frozenMargin):
-		t.Fatalf("%s still waiting after %v with the database frozen: the store timeout did not interrupt it", what, frozenBound+frozenMargin)
-		return 0, nil
-	}
+	return pgtest.Bounded(t, what, frozenBound, frozenMargin, call)
 }
 
 // TestPostgresFrozenAnswersWithinTimeout freezes a real cluster with
