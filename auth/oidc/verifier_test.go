@@ -144,7 +144,12 @@ func TestZitadelRefusals(t *testing.T) {
 	if _, err := v.Verify(ctx, admin); !errors.Is(err, ErrNotYetValid) {
 		t.Errorf("issued in the future: %v, want ErrNotYetValid", err)
 	}
-	clock.add(DefaultClockSkew + time.Minute + time.Hour + DefaultClockSkew) // zitadel's ID tokens last an hour
+	// zitadel's ID tokens last an hour from their issue time, which is
+	// later than the clock's start (by the token request, and by up to a
+	// second more when iat crosses a second boundary): a second beyond
+	// exp plus the skew, counted from the clock's start, could still be
+	// before it. A minute more leaves no doubt and still tests expiry.
+	clock.add(DefaultClockSkew + time.Minute + time.Hour + DefaultClockSkew + time.Minute)
 	if _, err := v.Verify(ctx, admin); !errors.Is(err, ErrExpired) {
 		t.Errorf("an hour later: %v, want ErrExpired", err)
 	}
